@@ -1,0 +1,1 @@
+"""autoresearch-tui engine: everything that is not UI. Never imports textual."""

@@ -1,0 +1,230 @@
+"""autoresearch.toml: typed, validated, with errors that name the key and the line.
+
+The schema is the contract in DESIGN.md. Every section has defaults except `[[lanes]]`.
+Unknown keys are errors (a typo must never silently fall back to a default during a
+week-long run).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_FILENAME = "autoresearch.toml"
+LANE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
+
+
+class ConfigError(Exception):
+    """A config problem, phrased as one line for the user (no traceback)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+
+
+class ExperimentConfig(_Section):
+    name: str = Field("example", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """Folder name under wiki/experiment/."""
+    repo: str = "raw/code/jax-example"
+    """Main repo, relative to the config file or absolute."""
+    program: str = ""
+    """Loop instructions (markdown); "" = the bundled skills/autoresearch-loop."""
+    metric: str = "step_time_ms"
+    direction: Literal["minimize", "maximize"] = "minimize"
+    bench_command: str = "python bench.py"
+    """How one run is measured, run inside the lane's fork."""
+    run_timeout_s: float = Field(900.0, gt=0)
+    hang_timeout_s: float = Field(300.0, gt=0)
+    """A benchmark with no output and no new metrics for this long is killed as hung."""
+    target_branch: str = "main"
+    fork_include: list[str] = Field(default_factory=list)
+    """Globs (relative to the main repo) of untracked files each fork links in."""
+
+    @field_validator("run_timeout_s", "hang_timeout_s", mode="before")
+    @classmethod
+    def _int_is_float(cls, value):
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class AgentConfig(_Section):
+    model: str = ""
+    permission_mode: Literal["default", "acceptEdits", "plan", "bypassPermissions"] = "acceptEdits"
+    allowed_tools: list[str] = Field(
+        default_factory=lambda: ["Bash", "Read", "Edit", "Write", "Glob", "Grep"]
+    )
+    max_budget_usd: float = Field(0.0, ge=0)
+    """Per lane; 0 = no cap."""
+
+    @field_validator("max_budget_usd", mode="before")
+    @classmethod
+    def _int_is_float(cls, value):
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class LoopConfig(_Section):
+    reinject_every_turns: int = Field(20, ge=1)
+    reinject_every_minutes: float = Field(10.0, gt=0)
+    retrospective_every_stops: int = Field(3, ge=1)
+    plateau_runs: int = Field(8, ge=1)
+    max_consecutive_blocks: int = Field(5, ge=1)
+    max_failures: int = Field(5, ge=1)
+    """Consecutive API/CLI failures before a lane needs attention."""
+    idle_nudge_minutes: float = Field(20.0, gt=0)
+    """A running lane with no activity for this long is nudged."""
+
+    @field_validator("reinject_every_minutes", "idle_nudge_minutes", mode="before")
+    @classmethod
+    def _int_is_float(cls, value):
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class LaneConfig(_Section):
+    name: str = Field(pattern=LANE_NAME_PATTERN)
+    focus: str = ""
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class TuiConfig(_Section):
+    theme: str = "autoresearch-dark"
+    keys: dict[str, str] = Field(default_factory=dict)
+    """Binding id -> keys, e.g. {detach = "ctrl+d"}."""
+    bell: bool = True
+    desktop_notifications: bool = True
+
+
+class Config(_Section):
+    experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
+    tui: TuiConfig = Field(default_factory=TuiConfig)
+    lanes: list[LaneConfig] = Field(min_length=1)
+
+    # Not part of the file: where it was loaded from.
+    path: Path = Field(default=Path(CONFIG_FILENAME), exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_lane_names(self):
+        seen: set[str] = set()
+        for index, lane in enumerate(self.lanes):
+            if lane.name in seen:
+                raise ValueError(f"lanes[{index}].name: duplicate lane name {lane.name!r}")
+            seen.add(lane.name)
+        return self
+
+    @property
+    def workspace(self) -> Path:
+        return self.path.parent
+
+    @property
+    def repo_path(self) -> Path:
+        repo = Path(self.experiment.repo).expanduser()
+        return repo if repo.is_absolute() else (self.workspace / repo)
+
+    def lane(self, name: str) -> LaneConfig:
+        for lane in self.lanes:
+            if lane.name == name:
+                return lane
+        raise KeyError(name)
+
+
+def find_config(start: Path | None = None) -> Path:
+    """The nearest autoresearch.toml from `start` (default: cwd) upward."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"no {CONFIG_FILENAME} in {here} or any folder above it (use --config FILE)")
+
+
+def load_config(path: Path | str, *, check_repo: bool = True) -> Config:
+    path = Path(path).expanduser().resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    config = parse_config(text, path)
+    if check_repo and not config.repo_path.is_dir():
+        line = _line_of(text, ("experiment", "repo"))
+        where = f"{path}:{line}" if line else str(path)
+        raise ConfigError(f"{where}: experiment.repo: no such folder {config.repo_path}")
+    return config
+
+
+def parse_config(text: str, path: Path) -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, text, path)) from None
+    config.path = path
+    return config
+
+
+def _describe(exc: ValidationError, text: str, path: Path) -> str:
+    error = exc.errors()[0]
+    loc = tuple(error["loc"])
+    message = error["msg"]
+    if error["type"] == "value_error" and not loc:
+        # Model-level checks phrase their own location ("lanes[1].name: ...").
+        message = message.removeprefix("Value error, ")
+        match = re.match(r"lanes\[(\d+)\]\.(\w+)", message)
+        loc = ("lanes", int(match.group(1)), match.group(2)) if match else ()
+        key = ""
+    else:
+        key = _dotted(loc)
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "missing":
+            message = "required" if loc != ("lanes",) else "at least one [[lanes]] table is required"
+        elif "input" in error and not isinstance(error["input"], dict | list):
+            message = f"{message} (got {error['input']!r})"
+    line = _line_of(text, loc)
+    where = f"{path}:{line}" if line else str(path)
+    return f"{where}: {key}: {message}" if key else f"{where}: {message}"
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(text: str, loc: tuple) -> int | None:
+    """Best-effort line number of the key at `loc` (tomllib gives none for valid TOML)."""
+    keys = [part for part in loc if isinstance(part, str)]
+    if not keys:
+        return None
+    table, key = (keys[0], keys[1]) if len(keys) > 1 else ("", keys[0])
+    lane_index = loc[1] if len(loc) > 1 and loc[0] == "lanes" and isinstance(loc[1], int) else None
+    current_table, lanes_seen = "", -1
+    table_line = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = re.match(r"^\[\[?\s*([\w.-]+)\s*\]\]?", stripped)
+        if header:
+            current_table = header.group(1)
+            if stripped.startswith("[[") and current_table == "lanes":
+                lanes_seen += 1
+            in_target = current_table == table and (lane_index is None or lanes_seen == lane_index)
+            if in_target and table_line is None:
+                table_line = number
+            continue
+        in_target = current_table == table and (lane_index is None or lanes_seen == lane_index)
+        if in_target and re.match(rf"^{re.escape(key)}\s*=", stripped):
+            return number
+        if not table and not current_table and re.match(rf"^{re.escape(key)}\s*=", stripped):
+            return number
+    if table and not keys[1:] and table_line:
+        return table_line
+    return table_line if len(keys) > 1 else None

@@ -1,0 +1,111 @@
+"""Events: one JSON object per line, `{"ts", "lane", "type", ...}` (DESIGN.md).
+
+Everything the engine knows goes to disk first (events.jsonl per lane); subscribers
+(the socket, `run --events-jsonl`) only see what was already written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+EVENT_TYPES = (
+    "lane_state", "assistant_text", "tool_use", "tool_result", "injection", "stop_blocked",
+    "stop_allowed", "retrospective", "run_recorded", "metric", "profile_summary", "merge",
+    "error", "warning", "cost", "user_message", "session",
+)
+
+Event = dict[str, Any]
+Subscriber = Callable[[Event], None]
+
+# Values that look like credentials never reach a log (a tool result may echo env vars).
+_SECRET_PATTERNS = [
+    re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"(?i)((?:api[_-]?key|auth[_-]?token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"),
+]
+
+
+def redact(text: str) -> str:
+    for pattern in _SECRET_PATTERNS:
+        if pattern.groups:
+            text = pattern.sub(lambda m: m.group(1) + "[redacted]", text)
+        else:
+            text = pattern.sub("[redacted]", text)
+    return text
+
+
+def make_event(lane: str, type: str, **fields: Any) -> Event:
+    return {"ts": time.time(), "lane": lane, "type": type, **fields}
+
+
+class EventLog:
+    """Append-only events.jsonl with size-based rotation that never drops a line.
+
+    Rotation renames `events.jsonl` to `events.<n>.jsonl` (n increasing), so readers can
+    walk all segments in order with `segments()`.
+    """
+
+    def __init__(self, path: Path, rotate_bytes: int = 64 * 1024 * 1024):
+        self.path = Path(path)
+        self.rotate_bytes = rotate_bytes
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def append(self, event: Event) -> None:
+        line = redact(json.dumps(event, ensure_ascii=False, default=str)) + "\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+            if self._file.tell() >= self.rotate_bytes:
+                self._rotate()
+
+    def _rotate(self) -> None:
+        self._file.close()
+        numbers = [segment_number(p) for p in self.path.parent.glob(f"{self.path.stem}.*.jsonl")]
+        target = self.path.with_name(f"{self.path.stem}.{max(numbers, default=0) + 1}.jsonl")
+        os.replace(self.path, target)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+
+
+def segment_number(path: Path) -> int:
+    try:
+        return int(path.name.split(".")[-2])
+    except (ValueError, IndexError):
+        return 0
+
+
+def segments(path: Path) -> list[Path]:
+    """All files of a rotated log, oldest first, the live file last."""
+    path = Path(path)
+    rotated = sorted(path.parent.glob(f"{path.stem}.*.jsonl"), key=segment_number)
+    return [*rotated, path] if path.exists() else rotated
+
+
+def read_events(path: Path) -> list[Event]:
+    """Every complete, valid event of a (possibly rotated) log; bad lines are skipped."""
+    events = []
+    for segment in segments(path):
+        with open(segment, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if not line.endswith("\n"):
+                    break  # half-written tail
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(event, dict):
+                    events.append(event)
+    return events
