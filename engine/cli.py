@@ -11,7 +11,9 @@ import argparse
 import importlib
 import sys
 
-from engine.config import ConfigError
+from pathlib import Path
+
+from engine.config import Config, ConfigError, find_config, load_config
 
 COMMAND_MODULES = (
     "engine.commands",
@@ -19,6 +21,22 @@ COMMAND_MODULES = (
     "engine.merge",
     "engine.report",
 )
+
+
+def config_parent() -> argparse.ArgumentParser:
+    """Parent parser giving a subcommand `--config FILE` (also accepted before it)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--config", default=argparse.SUPPRESS,
+        help="autoresearch.toml (default: nearest from the current folder upward)",
+    )
+    return parent
+
+
+def config_from_args(args: argparse.Namespace, *, check_repo: bool = True) -> Config:
+    """Load the config named by --config, or the nearest one from cwd upward."""
+    path = Path(args.config) if getattr(args, "config", None) else find_config()
+    return load_config(path, check_repo=check_repo)
 
 
 def build_parser() -> argparse.ArgumentParser:
