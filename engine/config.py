@@ -205,10 +205,9 @@ def _line_of(text: str, loc: tuple) -> int | None:
     keys = [part for part in loc if isinstance(part, str)]
     if not keys:
         return None
-    table, key = (keys[0], keys[1]) if len(keys) > 1 else ("", keys[0])
     lane_index = loc[1] if len(loc) > 1 and loc[0] == "lanes" and isinstance(loc[1], int) else None
-    current_table, lanes_seen = "", -1
-    table_line = None
+    table, key = (keys[0], keys[1]) if len(keys) > 1 else ("", keys[0])
+    current_table, lanes_seen, table_line = "", -1, None
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         header = re.match(r"^\[\[?\s*([\w.-]+)\s*\]\]?", stripped)
@@ -216,15 +215,12 @@ def _line_of(text: str, loc: tuple) -> int | None:
             current_table = header.group(1)
             if stripped.startswith("[[") and current_table == "lanes":
                 lanes_seen += 1
-            in_target = current_table == table and (lane_index is None or lanes_seen == lane_index)
-            if in_target and table_line is None:
-                table_line = number
+            if not table and current_table == key:
+                return number  # the unknown or wrong key is a whole table
+            if current_table == table and (lane_index is None or lanes_seen == lane_index):
+                table_line = table_line or number
             continue
         in_target = current_table == table and (lane_index is None or lanes_seen == lane_index)
         if in_target and re.match(rf"^{re.escape(key)}\s*=", stripped):
             return number
-        if not table and not current_table and re.match(rf"^{re.escape(key)}\s*=", stripped):
-            return number
-    if table and not keys[1:] and table_line:
-        return table_line
-    return table_line if len(keys) > 1 else None
+    return table_line

@@ -1,0 +1,189 @@
+"""The engine: all lanes of one workspace, one API for controlling them, one event stream.
+
+Used in the foreground by `autoresearch-tui run` and inside the daemon. Every control
+operation returns a short sentence for the user (a refusal is an answer, not an exception).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import Any, Callable
+
+from engine import policy
+from engine.config import Config, LaneConfig, LANE_NAME_PATTERN
+from engine.events import Event
+from engine.lane import STOPPED, Lane
+from engine.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+class EngineError(Exception):
+    """A control request that cannot be carried out (unknown lane, bad name...)."""
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        env: dict[str, str] | None = None,
+        backoff_base_s: float = 2.0,
+        with_tools: bool = True,
+    ):
+        self.config = config
+        self.workspace = Workspace(config)
+        # The agent's CLI inherits the engine's environment (keys, base URL, cloud flags).
+        self.env = dict(os.environ if env is None else env)
+        self.backoff_base_s = backoff_base_s
+        self.with_tools = with_tools
+        self.lanes: dict[str, Lane] = {}
+        self.started_at = time.time()
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._background: set[asyncio.Task] = set()
+        self._stopping = False
+        for lane_config in config.lanes:
+            self._make_lane(lane_config.name)
+
+    # ----------------------------------------------------------------- events
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def _publish(self, event: Event) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:  # one broken subscriber must not stop the lanes
+                log.exception("event subscriber failed")
+
+    # ----------------------------------------------------------------- lifecycle
+    def _make_lane(self, name: str) -> Lane:
+        lane = Lane(
+            name,
+            self.config,
+            self.workspace,
+            publish=self._publish,
+            base_env=self.env,
+            backoff_base_s=self.backoff_base_s,
+            tool_server_factory=self._tool_server if self.with_tools else None,
+            ledger_view=self._ledger_view,
+        )
+        self.lanes[name] = lane
+        return lane
+
+    def _tool_server(self, lane: Lane):
+        from engine.tools import build_tool_server
+
+        return build_tool_server(self, lane)
+
+    def _ledger_view(self, lane: str) -> policy.LedgerView:
+        try:
+            from engine.ledger import frontier_view
+        except ModuleNotFoundError:
+            return policy.LedgerView()
+        return frontier_view(self.workspace, lane)
+
+    async def start(self) -> None:
+        for lane in self.lanes.values():
+            if lane.state != STOPPED or lane._task is None:
+                lane.start()
+
+    async def run_until_stopped(self, duration: float | None = None,
+                                stop_event: asyncio.Event | None = None) -> None:
+        await self.start()
+        stop_event = stop_event or asyncio.Event()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop_event.wait(), timeout=duration)
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop every lane gracefully (sessions stay resumable) and flush all logs."""
+        if self._stopping:
+            return
+        self._stopping = True
+        await asyncio.gather(*(lane.stop() for lane in self.lanes.values()), return_exceptions=True)
+        for task in list(self._background):
+            task.cancel()
+
+    # ----------------------------------------------------------------- the engine API
+    def lane(self, name: str) -> Lane:
+        try:
+            return self.lanes[name]
+        except KeyError:
+            raise EngineError(f"no lane named {name!r} (lanes: {', '.join(self.lanes)})") from None
+
+    def pause(self, lane: str) -> str:
+        return self.lane(lane).pause()
+
+    def resume(self, lane: str) -> str:
+        return self.lane(lane).resume()
+
+    def retrospective_now(self, lane: str) -> str:
+        return self.lane(lane).request_retrospective()
+
+    def send_message(self, lane: str, text: str) -> str:
+        return self.lane(lane).send_message(text)
+
+    async def stop_lane(self, lane: str) -> str:
+        target = self.lane(lane)
+        if target.state == STOPPED:
+            return f"lane {lane} is already stopped"
+        await target.stop()
+        return f"lane {lane} stopped"
+
+    def add_lane(self, name: str, focus: str = "") -> str:
+        import re
+
+        if not re.match(LANE_NAME_PATTERN, name):
+            raise EngineError(f"invalid lane name {name!r}: letters, digits, '-', '_' and '.' only")
+        if name in self.lanes:
+            raise EngineError(f"lane {name!r} already exists")
+        # The new lane lives for this engine's lifetime; persist it so a restart keeps it.
+        self.config.lanes.append(LaneConfig(name=name, focus=focus))
+        self._persist_added_lane(name, focus)
+        lane = self._make_lane(name)
+        lane.start()
+        return f"lane {name} added"
+
+    def _persist_added_lane(self, name: str, focus: str) -> None:
+        import tomllib
+
+        import tomli_w
+
+        path = self.config.path
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            log.warning("could not record lane %s in %s: %s", name, path, exc)
+            return
+        entry: dict[str, Any] = {"name": name}
+        if focus:
+            entry["focus"] = focus
+        data.setdefault("lanes", []).append(entry)
+        from engine.workspace import atomic_write_text
+
+        atomic_write_text(path, tomli_w.dumps(data))
+
+    async def merge_lane(self, lane: str) -> dict[str, Any]:
+        from engine.merge import merge_lane
+
+        target = self.lane(lane)
+        result = await asyncio.to_thread(merge_lane, self.workspace, lane)
+        data = result.to_event() if hasattr(result, "to_event") else dict(vars(result))
+        target.emit("merge", **data)
+        return data
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "workspace": str(self.workspace.root),
+            "experiment": self.config.experiment.name,
+            "metric": self.config.experiment.metric,
+            "direction": self.config.experiment.direction,
+            "started_at": self.started_at,
+            "lanes": {name: lane.snapshot() for name, lane in self.lanes.items()},
+        }

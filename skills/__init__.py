@@ -1,0 +1,1 @@
+"""Prompt skills in Claude Code SKILL.md format, shipped as package data."""

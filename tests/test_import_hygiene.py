@@ -1,0 +1,22 @@
+"""engine/ must never load textual: it runs headless (daemon, hooks, CI)."""
+
+import pkgutil
+import subprocess
+import sys
+
+import engine
+
+
+def test_engine_modules_do_not_import_textual():
+    modules = [f"engine.{m.name}" for m in pkgutil.iter_modules(engine.__path__)]
+    assert "engine.lane" in modules
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "loaded = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
+        "print(','.join(loaded))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"engine loaded textual: {result.stdout}"
