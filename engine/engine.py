@@ -82,10 +82,8 @@ class Engine:
         return build_tool_server(self, lane)
 
     def _ledger_view(self, lane: str) -> policy.LedgerView:
-        try:
-            from engine.ledger import frontier_view
-        except ModuleNotFoundError:
-            return policy.LedgerView()
+        from engine.tools import frontier_view
+
         return frontier_view(self.workspace, lane)
 
     async def start(self) -> None:

@@ -259,10 +259,12 @@ class Lane:
                 prompt = self._continue_prompt("the agent process failed and was restarted")
 
     async def _prepare_fork(self) -> None:
-        from engine.forks import ensure_fork  # git work; off the event loop
+        from engine.forks import prepare_fork  # git work: off the event loop
 
-        result = await asyncio.to_thread(ensure_fork, self.workspace, self.name)
-        for warning in getattr(result, "warnings", []) or []:
+        info = await asyncio.to_thread(prepare_fork, self.workspace, self.name)
+        if info.created:
+            self.emit("fork", path=str(info.path), branch=info.branch, linked=info.linked)
+        for warning in info.warnings:
             self.emit("warning", where="fork", message=warning)
 
     async def _session(self, first_prompt: str) -> None:
@@ -335,7 +337,7 @@ class Lane:
             allowed += [f"mcp__{TOOL_SERVER_NAME}__{tool}" for tool in tool_names]
         return ClaudeAgentOptions(
             cwd=str(self.workspace.fork_dir(self.name)),
-            env=self._env(),
+            env=self.agent_env(),
             permission_mode=agent.permission_mode,
             allowed_tools=allowed,
             model=agent.model or None,
@@ -354,7 +356,8 @@ class Lane:
             stderr=self._on_cli_stderr,
         )
 
-    def _env(self) -> dict[str, str]:
+    def agent_env(self) -> dict[str, str]:
+        """The environment of the agent's CLI and of the benchmarks it runs."""
         timeout_ms = str(int(self.config.experiment.run_timeout_s * 1000))
         env = {
             **self._base_env,

@@ -1,0 +1,52 @@
+"""Builders for real workspaces (real git repos, real config files) used by several tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable
+
+from engine.config import Config, load_config
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
+           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com"}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                          env={**os.environ, **GIT_ENV}).stdout
+
+
+def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "Test")
+    git(path, "config", "user.email", "test@example.com")
+    for name, text in (files or {"bench.py": "print('step_time_ms: 10')\n"}).items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+def make_workspace(root: Path, *, lanes=("a",), loop: str = "", experiment: str = "",
+                   repo_files: dict[str, str] | None = None) -> Config:
+    make_repo(root / "raw" / "code" / "proj", repo_files)
+    lane_tables = "\n".join(f'[[lanes]]\nname = "{name}"\n' for name in lanes)
+    (root / "autoresearch.toml").write_text(
+        f'[experiment]\nname = "exp"\nrepo = "raw/code/proj"\nbench_command = "python bench.py"\n'
+        f"{experiment}\n[loop]\n{loop}\n{lane_tables}"
+    )
+    return load_config(root / "autoresearch.toml")
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)

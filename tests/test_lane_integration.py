@@ -1,0 +1,213 @@
+"""Lanes end to end: the real claude-agent-sdk and its bundled Claude CLI, real git forks,
+against the scripted Messages API server on 127.0.0.1. Assertions are on what the model
+received (the requests) and on what the user sees (events, lane state, files)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.engine import Engine
+from engine.events import read_events
+from engine.scripted_model import ModelRequest, ScriptedModelServer, Turn, cli_env
+from tests.support import git, make_workspace, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+@pytest.fixture
+def model():
+    with ScriptedModelServer() as server:
+        yield server
+
+
+def make_engine(config, model: ScriptedModelServer, tmp_path: Path) -> Engine:
+    env = {**os.environ, **cli_env(tmp_path / "home", model.base_url)}
+    return Engine(config, env=env, backoff_base_s=0.05)
+
+
+def bash(command: str, text: str | None = None) -> Turn:
+    return Turn.tool("Bash", {"command": command, "description": "step"}, text=text)
+
+
+def since_last_answer(request: ModelRequest) -> str:
+    """Everything the model got after its own last message (tool results, hook context)."""
+    tail = []
+    for message in reversed(request.messages):
+        if message.get("role") == "assistant":
+            break
+        tail.append(json.dumps(message.get("content"), ensure_ascii=False))
+    return "\n".join(reversed(tail))
+
+
+def requests_after(model: ScriptedModelServer, needle: str) -> list[ModelRequest]:
+    return [r for r in model.main_requests if r.contains(needle)]
+
+
+async def test_end_turn_is_blocked_and_the_reason_reaches_the_model(tmp_path, model):
+    config = make_workspace(tmp_path, loop="max_consecutive_blocks = 3\nretrospective_every_stops = 10")
+    model.set_script([bash("echo first-experiment"), Turn.text("I made one change; the step is faster."),
+                      bash("echo second-experiment")])
+    engine = make_engine(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(model.main_requests) >= 3, what="the turn after the stop")
+    finally:
+        await engine.stop()
+    third = model.main_requests[2]
+    assert "Do not stop: the loop is still running" in third.last_user_text
+    assert "run_benchmark" in third.last_user_text  # the condensed loop program came with it
+    events = read_events(engine.workspace.events_path("a"))
+    blocked = [e for e in events if e["type"] == "stop_blocked"]
+    assert blocked and blocked[0]["kind"] == "continue"
+    assert engine.lanes["a"].state == "stopped"
+
+
+async def test_loop_program_is_reinjected_every_n_turns(tmp_path, model):
+    config = make_workspace(tmp_path, loop="reinject_every_turns = 2")
+    model.set_script([bash(f"echo step-{i}") for i in range(6)])
+    engine = make_engine(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(model.main_requests) >= 6, what="six turns")
+    finally:
+        await engine.stop()
+    reminded = [i for i, r in enumerate(model.main_requests[:6])
+                if "Reminder of the loop program" in since_last_answer(r)]
+    # The program is delivered after the 2nd and the 4th assistant turn (in the next request).
+    assert reminded == [2, 4], [r.summary() for r in model.main_requests]
+    injections = [e for e in read_events(engine.workspace.events_path("a"))
+                  if e["type"] == "injection" and e.get("kind") == "program"]
+    assert len(injections) >= 2 and "2 assistant turns" in injections[0]["reason"]
+
+
+async def test_retrospective_on_the_kth_stop_and_on_give_up(tmp_path, model):
+    config = make_workspace(tmp_path, loop="retrospective_every_stops = 2\nmax_consecutive_blocks = 4")
+    model.set_script([
+        Turn.text("Finished an experiment."),           # stop 1: continue
+        bash("echo working"),
+        Turn.text("Finished another experiment."),      # stop 2: retrospective (every 2nd)
+        bash("echo working"),
+        Turn.text("I have exhausted all ideas for this model."),  # stop 3: give-up -> retrospective
+        bash("echo after"),
+    ])
+    engine = make_engine(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(model.main_requests) >= 6, what="six turns")
+    finally:
+        await engine.stop()
+    texts = [r.last_user_text for r in model.main_requests[:6]]
+    assert "Do not stop" in texts[1] and "Retrospective —" not in texts[1]
+    assert "Time for a retrospective (stop #2" in texts[3] and "Review every run" in texts[3]
+    assert "gave up or asked permission" in texts[5] and "Rank the next directions" in texts[5]
+
+
+async def test_runaway_guard_puts_the_lane_in_needs_attention(tmp_path, model):
+    config = make_workspace(tmp_path, loop="max_consecutive_blocks = 2\nretrospective_every_stops = 50")
+    model.set_script(lambda request: Turn.text("Nothing to do."))
+    engine = make_engine(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: engine.lanes["a"].state == "needs_attention", what="needs_attention")
+        requests_at_attention = len(model.main_requests)
+        snapshot = engine.snapshot()["lanes"]["a"]
+    finally:
+        await engine.stop()
+    assert requests_at_attention == 3  # first answer + two blocked stops, then no more tokens
+    assert "no tool use in between" in snapshot["needs_attention_reason"]
+    allowed = [e for e in read_events(engine.workspace.events_path("a")) if e["type"] == "stop_allowed"]
+    assert allowed[0]["kind"] == "runaway"
+
+
+async def test_write_outside_the_lane_folder_is_denied_and_the_model_sees_why(tmp_path, model):
+    config = make_workspace(tmp_path)
+    outside = tmp_path / "raw" / "code" / "proj" / "evil.py"  # the main repo itself
+    inside = "notes.txt"
+    model.set_script([
+        Turn.tool("Write", {"file_path": str(outside), "content": "oops"}),
+        Turn.tool("Write", {"file_path": inside, "content": "fine"}),
+    ])
+    engine = make_engine(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(model.main_requests) >= 3, what="both writes answered")
+    finally:
+        await engine.stop()
+    denied = model.main_requests[1].tool_result_text()
+    assert "outside this lane's folder" in denied
+    assert not outside.exists()
+    assert (engine.workspace.fork_dir("a") / inside).read_text() == "fine"
+
+
+async def test_pause_lets_the_stop_through_and_resume_continues_the_same_session(tmp_path, model):
+    config = make_workspace(tmp_path)
+    model.set_script([bash("echo before-pause"), Turn.text("Step done."), bash("echo after-resume")])
+    engine = make_engine(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(model.main_requests) >= 1, what="first request")
+        engine.pause("a")
+        await wait_until(lambda: engine.lanes["a"].state == "paused", what="paused")
+        paused_requests = len(model.main_requests)
+        session_before = engine.lanes["a"].record.session_id
+        assert engine.resume("a") == "lane a resumed"
+        await wait_until(lambda: len(model.main_requests) > paused_requests, what="a request after resume")
+    finally:
+        await engine.stop()
+    after = model.main_requests[paused_requests]
+    assert "Continue the loop (resumed)" in after.last_user_text
+    assert after.contains("before-pause")  # the same conversation goes on
+    assert engine.lanes["a"].record.session_id == session_before
+    events = read_events(engine.workspace.events_path("a"))
+    assert any(e["type"] == "stop_allowed" and e["kind"] == "paused" for e in events)
+
+
+async def test_two_lanes_run_at_once_in_their_own_forks(tmp_path, model):
+    config = make_workspace(tmp_path, lanes=("a", "b"))
+
+    def script(request: ModelRequest) -> Turn:
+        lane = "a" if request.contains("lane a of experiment") else "b"
+        done = request.contains(f"wrote-{lane}")
+        if done:
+            return bash(f"echo idle-{lane}")
+        return bash(f"echo {lane} > lane.txt && git add lane.txt && git commit -qm 'lane {lane}' "
+                    f"&& echo wrote-{lane}")
+
+    model.set_script(script)
+    engine = make_engine(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: all(
+            (engine.workspace.fork_dir(n) / "lane.txt").exists() for n in "ab"), what="both lanes wrote")
+        await wait_until(lambda: len(requests_after(model, "idle-a")) and len(requests_after(model, "idle-b")),
+                         what="both lanes moved on")
+    finally:
+        await engine.stop()
+    for name in "ab":
+        fork = engine.workspace.fork_dir(name)
+        assert (fork / "lane.txt").read_text().strip() == name
+        assert git(fork, "log", "-1", "--format=%s").strip() == f"lane {name}"
+        assert git(fork, "rev-parse", "--abbrev-ref", "HEAD").strip() == f"autoresearch/exp/{name}"
+    assert not (engine.workspace.main_repo / "lane.txt").exists()
+
+
+async def test_overloaded_and_server_errors_are_retried_and_the_lane_recovers(tmp_path, model):
+    config = make_workspace(tmp_path)
+    model.set_script([bash("echo one"), bash("echo two")])
+    model.fail_next(529, count=1)
+    model.fail_next(500, count=1)
+    engine = make_engine(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(model.main_requests) >= 2, timeout=90, what="recovery")
+        state = engine.lanes["a"].state
+    finally:
+        await engine.stop()
+    failed = [r for r in model.requests if r.is_main and r.status != 200]
+    assert sorted(r.status for r in failed) == [500, 529]
+    assert state == "running"
+    assert model.main_requests[1].contains("echo one")
