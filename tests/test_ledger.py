@@ -1,0 +1,319 @@
+"""The ledger: rows written whole, torn rows recovered, ids never reused, frontier and noise."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.config import parse_config
+from engine.forks import ensure_fork, git, git_out
+from engine.ledger import (
+    STATUSES, TORN_MARK, LedgerError, allocate_run, columns, compute_frontier,
+    latest_unrecorded_run, lane_summary, parse_ledger, read_ledger, record_run, sanitize,
+    scaled_mad,
+)
+from engine.workspace import Workspace
+
+
+def commit_file(repo: Path, name: str, text: str, message: str) -> str:
+    (repo / name).write_text(text)
+    git(repo, "add", name)
+    git(repo, "commit", "--quiet", "-m", message)
+    return git_out(repo, "rev-parse", "HEAD")
+
+
+def make_workspace(tmp_path: Path, metric="step_time_ms", direction="minimize") -> Workspace:
+    repo = tmp_path / "raw" / "code" / "proj"
+    repo.mkdir(parents=True)
+    git(repo, "init", "--quiet", "-b", "main")
+    git(repo, "config", "user.name", "Main User")
+    git(repo, "config", "user.email", "main@example.com")
+    for i in range(3):
+        commit_file(repo, "model.py", f"LAYERS = {i}\n", f"history {i}")
+    toml = (f'[experiment]\nname = "exp"\nrepo = "raw/code/proj"\nmetric = "{metric}"\n'
+            f'direction = "{direction}"\n[loop]\nplateau_runs = 3\n[[lanes]]\nname = "a"\n')
+    return Workspace(parse_config(toml, tmp_path / "autoresearch.toml"))
+
+
+@pytest.fixture
+def ws(tmp_path):
+    workspace = make_workspace(tmp_path)
+    ensure_fork(workspace, "a")
+    return workspace
+
+
+def write_summary(run_dir: Path, step_s: float, **extra) -> None:
+    lines = [
+        {"v": 1, "kind": "step", "step": 1, "step_time_s": step_s, "warmup": False},
+        {"v": 1, "kind": "summary", "step_time_median_s": step_s, "p10_s": step_s, "p90_s": step_s,
+         "n": 50, "mfu": 0.41, "hbm_peak_bytes": 3 * 2**30, "compile_s": 0.49, **extra},
+        {"v": 1, "kind": "profile", "dir": "profile/plugins/profile/2026_11_26_06_00_00"},
+    ]
+    (run_dir / "metrics.jsonl").write_text(
+        "\n".join(json.dumps(x) for x in lines) + "\n{half a li")
+
+
+def test_record_reads_summary_writes_row_and_ref(ws):
+    fork = ws.fork_dir("a")
+    run_id, run_dir = allocate_run(ws, "a")
+    assert run_id == "0001" and run_dir.is_dir()
+    write_summary(run_dir, 0.1183)
+    answer = record_run(ws, "a", "keep", "baseline\twith tab\nand newline", run_dir=run_dir)
+    head = git_out(fork, "rev-parse", "HEAD")
+    assert answer["run_id"] == "0001" and answer["commit"] == head
+    assert answer["metric"] == pytest.approx(118.3)
+    assert answer["baseline"] == pytest.approx(118.3) and answer["best"] == pytest.approx(118.3)
+    assert answer["new_best"] is False and answer["runs_since_best"] == 0
+    assert git_out(fork, "rev-parse", "refs/autoresearch/runs/0001") == head
+    text = ws.ledger_path("a").read_text()
+    header, row = text.splitlines()
+    assert header.split("\t") == columns("step_time_ms")
+    assert header.split("\t")[:6] == ["run_id", "ts", "commit", "step_time_ms", "status", "description"]
+    fields = row.split("\t")
+    assert len(fields) == len(columns("step_time_ms"))
+    values = dict(zip(header.split("\t"), fields))
+    assert values["description"] == "baseline with tab and newline"
+    assert float(values["mfu"]) == 0.41 and float(values["peak_hbm_gib"]) == 3.0
+    assert values["profile"] == "runs/0001/profile/plugins/profile/2026_11_26_06_00_00"
+
+
+def test_metric_named_differently_is_read_from_summary(tmp_path):
+    ws = make_workspace(tmp_path, metric="tokens_per_s", direction="maximize")
+    ensure_fork(ws, "a")
+    run_id, run_dir = allocate_run(ws, "a")
+    write_summary(run_dir, 0.2, tokens_per_s=5000.0)
+    answer = record_run(ws, "a", "keep", "base", run_dir=run_id)
+    assert answer["metric"] == 5000.0
+    rows, warnings = read_ledger(ws.ledger_path("a"), "tokens_per_s")
+    assert not warnings and rows[0]["step_time_ms"] == pytest.approx(200.0)
+    assert "step_time_ms" in ws.ledger_path("a").read_text().splitlines()[0].split("\t")
+
+
+def test_record_run_is_idempotent(ws):
+    run_id, run_dir = allocate_run(ws, "a")
+    first = record_run(ws, "a", "keep", "base", metric=100.0, run_dir=run_dir)
+    commit_file(ws.fork_dir("a"), "model.py", "LAYERS = 5\n", "later")  # HEAD moves
+    again = record_run(ws, "a", "discard", "different words", metric=50.0, run_dir=run_dir)
+    assert again["already_recorded"] is True and first["already_recorded"] is False
+    for key in ("run_id", "commit", "metric", "status", "baseline", "best", "runs_since_best"):
+        assert again[key] == first[key]
+    rows, _ = read_ledger(ws.ledger_path("a"))
+    assert len(rows) == 1
+
+
+def test_run_ids_ordered_and_never_reused_after_restart(ws):
+    ids = [allocate_run(ws, "a")[0] for _ in range(3)]
+    assert ids == ["0001", "0002", "0003"]
+    record_run(ws, "a", "keep", "x", metric=1.0, run_dir=ids[2])
+    # a restart that lost the run folders still never reuses a recorded id
+    for run in ws.runs_dir("a").iterdir():
+        run.rmdir() if not any(run.iterdir()) else None
+    assert allocate_run(ws, "a")[0] == "0004"
+    # ... nor one that lost the ledger too (the fork's run refs remember)
+    ws.ledger_path("a").unlink()
+    for run in list(ws.runs_dir("a").iterdir()):
+        run.rmdir()
+    assert allocate_run(ws, "a")[0] == "0004"
+
+
+def test_allocate_run_threads_get_unique_ids(ws):
+    got: list[str] = []
+    lock = threading.Lock()
+
+    def take():
+        for _ in range(10):
+            run_id, _ = allocate_run(ws, "a")
+            with lock:
+                got.append(run_id)
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(got) == len(set(got)) == 40
+
+
+def test_record_without_run_dir_allocates_and_latest_unrecorded(ws):
+    run_id, _ = allocate_run(ws, "a")
+    assert latest_unrecorded_run(ws, "a")[0] == run_id
+    answer = record_run(ws, "a", "crash", "oom")
+    assert answer["run_id"] == "0002" and answer["metric"] is None
+    record_run(ws, "a", "keep", "x", metric=3.0, run_dir=run_id)
+    assert latest_unrecorded_run(ws, "a") is None
+
+
+def test_bad_inputs_refused(ws, tmp_path):
+    with pytest.raises(LedgerError, match="status"):
+        record_run(ws, "a", "kept", "x", metric=1.0)
+    with pytest.raises(LedgerError, match="not a run folder"):
+        record_run(ws, "a", "keep", "x", metric=1.0, run_dir=tmp_path)
+    with pytest.raises(LedgerError, match="finite"):
+        record_run(ws, "a", "keep", "x", metric=float("nan"))
+
+
+def test_uncommitted_changes_warned(ws):
+    (ws.fork_dir("a") / "model.py").write_text("dirty\n")
+    answer = record_run(ws, "a", "keep", "x", metric=1.0)
+    assert any("uncommitted" in w for w in answer["warnings"])
+
+
+def test_torn_row_recovery(ws):
+    record_run(ws, "a", "keep", "base", metric=100.0)
+    ledger = ws.ledger_path("a")
+    # a crash mid-row: the last row lost its tail (even exactly at a field boundary)
+    good = ledger.read_bytes()
+    torn_row = "0002\t2026-01-01T00:00:00Z\t" + "a" * 40 + "\t90.0\tkeep\tfast\t\t\t\t"
+    ledger.write_bytes(good + torn_row.encode())
+    rows, warnings = read_ledger(ledger)
+    assert [r["run_id"] for r in rows] == ["0001"] and "incomplete" in warnings[0]
+    answer = record_run(ws, "a", "discard", "after the crash", metric=105.0)
+    assert answer["run_id"] == "0003"
+    text = ledger.read_text()
+    assert TORN_MARK in text
+    rows, warnings = read_ledger(ledger)
+    assert [r["run_id"] for r in rows] == ["0001", "0003"]
+    assert rows[1]["description"] == "after the crash" and rows[1]["metric"] == 105.0
+    assert len(warnings) == 1 and ":3:" in warnings[0] and "torn" in warnings[0]
+    assert text.endswith("\n")
+
+
+def test_hand_edited_ledger_read_as_far_as_valid(tmp_path):
+    cols = columns("step_time_ms")
+    row = lambda rid, m, st: "\t".join([rid, "ts", "abcd1234", m, st, "d"] + [""] * (len(cols) - 6))
+    text = "\n".join([
+        "\t".join(cols), row("0001", "10", "keep"), "garbage line", row("0002", "x", "keep"),
+        row("0003", "9", "maybe"), row("0001", "8", "keep"), "", row("0004", "9.5", "keep"),
+    ]) + "\n"
+    path = tmp_path / "results.tsv"
+    path.write_text(text)
+    rows, warnings = read_ledger(path)
+    assert [r["run_id"] for r in rows] == ["0001", "0004"]
+    lines = sorted(int(re.search(r"results.tsv:(\d+):", w).group(1)) for w in warnings)
+    assert lines == [3, 4, 5, 6]
+
+
+def test_reordered_columns_read_by_header(tmp_path):
+    path = tmp_path / "results.tsv"
+    cols = columns("step_time_ms")
+    reordered = [cols[4], *cols[:4], *cols[5:]]
+    values = {"run_id": "0001", "ts": "t", "commit": "abcdef12", "step_time_ms": "12.5",
+              "status": "keep", "description": "d"}
+    path.write_text("\t".join(reordered) + "\n" + "\t".join(values.get(c, "") for c in reordered) + "\n")
+    rows, warnings = read_ledger(path, "step_time_ms")
+    assert not warnings and rows[0]["metric"] == 12.5 and rows[0]["status"] == "keep"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_reader_never_raises_on_random_bytes(data):
+    rows, warnings = parse_ledger(data)
+    assert isinstance(rows, list) and isinstance(warnings, list)
+
+
+field_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.one_of(field_text, st.sampled_from(["keep", "0001", "1.5", "", "nan"])),
+                         max_size=13), max_size=12))
+def test_reader_never_raises_on_random_lines(table):
+    header = "\t".join(columns("step_time_ms"))
+    data = (header + "\n" + "\n".join("\t".join(r) for r in table)).encode("utf-8", "surrogatepass")
+    rows, warnings = parse_ledger(data, metric="step_time_ms")
+    for row in rows:
+        assert row["status"] in STATUSES and row["run_id"].isdigit()
+        assert row["metric"] is None or math.isfinite(row["metric"])
+
+
+def test_sanitize():
+    assert sanitize("a\tb\r\nc\x00d\x1b[31m") == "a b cd[31m"
+
+
+# ---------------------------------------------------------------------------- frontier
+
+def rows_of(spec):
+    return [{"run_id": f"{i + 1:04d}", "commit": c or f"{i:08x}", "metric": m, "status": s}
+            for i, (s, m, c) in enumerate(spec)]
+
+
+def test_frontier_basics_minimize():
+    rows = rows_of([("keep", 100.0, None), ("discard", 104.0, None), ("keep", 90.0, None),
+                    ("crash", None, None), ("discard", 95.0, None), ("keep", 92.0, None)])
+    f = compute_frontier(rows, "minimize", "step_time_ms")
+    assert (f.baseline, f.baseline_run, f.best, f.best_run) == (100.0, "0001", 90.0, "0003")
+    assert f.change_pct == pytest.approx(-10.0)
+    assert f.runs_since_best == 3 and f.plateau(3) and not f.plateau(4)
+    assert f.per_run["0003"]["new_best"] and f.per_run["0003"]["delta_vs_best_pct"] == pytest.approx(-10)
+    assert f.per_run["0006"]["new_best"] is False
+    assert f.counts == {"keep": 3, "discard": 2, "crash": 1, "inconclusive": 0}
+
+
+def test_frontier_maximize_and_discards_never_best():
+    rows = rows_of([("keep", 10.0, None), ("discard", 50.0, None), ("keep", 11.0, None)])
+    f = compute_frontier(rows, "maximize")
+    assert f.best == 11.0 and f.best_run == "0003" and f.best_keep_run == "0003"
+
+
+def test_noise_from_repeats_and_within_noise_flag():
+    rows = rows_of([("keep", 100.0, "c1"), ("inconclusive", 102.0, "c1"), ("inconclusive", 98.0, "c1"),
+                    ("inconclusive", 101.0, "c1"), ("keep", 99.5, "c2"), ("keep", 80.0, "c3")])
+    f = compute_frontier(rows, "minimize")
+    assert f.noise_source == "repeats" and f.noise_pct is not None and 0.5 < f.noise_pct < 3
+    assert f.per_run["0005"]["new_best"] and f.per_run["0005"]["within_noise"] is True
+    assert f.per_run["0006"]["within_noise"] is False
+
+
+def test_noise_none_with_too_few_runs_then_from_discards():
+    rows = rows_of([("keep", 100.0, None), ("discard", 101.0, None)])
+    assert compute_frontier(rows).noise_pct is None
+    rows = rows_of([("keep", 100.0, None), ("discard", 101.0, None), ("discard", 103.0, None),
+                    ("discard", 102.0, None)])
+    f = compute_frontier(rows)
+    assert f.noise_source == "discards" and f.noise_pct == pytest.approx(scaled_mad([1.0, 3.0, 2.0]))
+
+
+statuses = st.sampled_from(STATUSES)
+metrics = st.one_of(st.none(), st.floats(min_value=1e-3, max_value=1e6, allow_nan=False))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(statuses, metrics, st.sampled_from([None, "c1", "c2"])), max_size=30),
+       st.sampled_from(["minimize", "maximize"]))
+def test_frontier_properties(spec, direction):
+    rows = rows_of(spec)
+    f = compute_frontier(rows, direction)
+    valued = [r for r in rows if r["metric"] is not None and r["status"] != "crash"]
+    keeps = [r["metric"] for r in rows if r["status"] == "keep" and r["metric"] is not None]
+    if not valued:
+        assert f.baseline is None and f.best is None
+        return
+    assert f.baseline == valued[0]["metric"]
+    pick = min if direction == "minimize" else max
+    assert f.best == pick([f.baseline, *keeps])
+    assert not f.better(f.baseline, f.best)  # best is never worse than the baseline
+    best_index = next(i for i, r in enumerate(rows) if r["run_id"] == f.best_run)
+    assert f.runs_since_best == len(rows) - 1 - best_index
+    assert f.noise_pct is None or f.noise_pct >= 0
+    assert f.plateau(max(1, f.runs_since_best)) == (f.runs_since_best >= 1) or f.runs_since_best == 0
+    # a prefix never knows the future: per-run verdicts equal those of the prefix alone
+    if rows:
+        k = len(rows) // 2
+        g = compute_frontier(rows[:k], direction)
+        for run_id, verdict in g.per_run.items():
+            assert verdict == f.per_run[run_id]
+
+
+def test_lane_summary(ws):
+    for i, (status, m) in enumerate([("keep", 100.0), ("discard", 110.0), ("keep", 95.0)]):
+        commit_file(ws.fork_dir("a"), "model.py", f"v{i}\n", f"v{i}")
+        record_run(ws, "a", status, f"v{i}", metric=m)
+    summary = lane_summary(ws, "a")
+    assert summary["best"] == 95.0 and summary["plateau"] is False
+    assert [r["run_id"] for r in summary["last_runs"]] == ["0001", "0002", "0003"]
+    assert summary["last_runs"][2]["new_best"] is True
