@@ -28,6 +28,30 @@ def register_cli(subparsers) -> None:
                      help="print every event as one JSON object per line on stdout")
     run.set_defaults(func=cmd_run)
 
+    daemon = subparsers.add_parser("daemon", parents=[config_parent()],
+                                   help="run the engine daemon in the foreground (used by start)")
+    daemon.set_defaults(func=cmd_daemon)
+    start = subparsers.add_parser("start", parents=[config_parent()],
+                                  help="start the engine in the background (no UI)")
+    start.set_defaults(func=cmd_start)
+    stop = subparsers.add_parser("stop", parents=[config_parent()],
+                                 help="stop the engine gracefully (lanes stopped, logs flushed)")
+    stop.set_defaults(func=cmd_stop)
+    status = subparsers.add_parser("status", parents=[config_parent()],
+                                   help="one line per lane: state, runs, best, change, cost, last activity")
+    status.add_argument("--json", action="store_true", help="the whole snapshot as JSON")
+    status.set_defaults(func=cmd_status)
+    logs = subparsers.add_parser("logs", parents=[config_parent()], help="read a lane's events")
+    logs.add_argument("lane")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    logs.add_argument("--since", metavar="TIME",
+                      help="only events after TIME: 10m, 2h, 1d, a unix time or an ISO date")
+    logs.add_argument("--type", dest="types", metavar="TYPES",
+                      help="comma-separated event types, e.g. stop_blocked,retrospective")
+    logs.add_argument("--limit", type=int, default=200, help="how many past events (default 200)")
+    logs.add_argument("--json", action="store_true", help="raw JSON lines")
+    logs.set_defaults(func=cmd_logs)
+
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
@@ -102,3 +126,147 @@ def print_event_line(event: Event) -> None:
 def _one_line(text: str, limit: int = 160) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from engine.daemon import DaemonError, configure_logging, serve_forever
+    from engine.workspace import Workspace
+
+    config = config_from_args(args)
+    configure_logging(Workspace(config))
+    try:
+        return asyncio.run(serve_forever(config))
+    except DaemonError as exc:
+        print(f"autoresearch-tui: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from engine.daemon import DaemonError, running_pid, spawn_daemon
+    from engine.workspace import Workspace
+
+    config = config_from_args(args)
+    pid = running_pid(Workspace(config))
+    if pid:
+        print(f"engine already running (pid {pid}) for {config.workspace}")
+        return 0
+    try:
+        pid = spawn_daemon(config)
+    except DaemonError as exc:
+        print(f"autoresearch-tui: {exc}", file=sys.stderr)
+        return 1
+    print(f"engine started (pid {pid}) for {config.workspace}")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from engine.daemon import running_pid
+    from engine.workspace import Workspace
+
+    config = config_from_args(args, check_repo=False)
+    workspace = Workspace(config)
+    pid = running_pid(workspace)
+    if not pid:
+        print("no engine is running for this workspace")
+        return 0
+    reply = asyncio.run(_request(workspace, "stop_engine"))
+    print(reply.get("message", "stopping"))
+    deadline = time.monotonic() + 60
+    while running_pid(workspace) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if running_pid(workspace):
+        print("the engine did not stop within 60s", file=sys.stderr)
+        return 1
+    print("engine stopped")
+    return 0
+
+
+async def _request(workspace, op: str, **args):
+    from engine.client import EngineClient
+    from engine.protocol import socket_path
+
+    client = await EngineClient.connect(socket_path(workspace.root))
+    try:
+        return await client.request(op, **args)
+    finally:
+        await client.close()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from engine.daemon import running_pid
+    from engine.status import offline_snapshot, status_lines
+    from engine.workspace import Workspace
+
+    config = config_from_args(args, check_repo=False)
+    workspace = Workspace(config)
+    snapshot = None
+    if running_pid(workspace):
+        from engine.client import EngineClientError
+
+        try:
+            snapshot = asyncio.run(_request(workspace, "snapshot"))["snapshot"]
+            snapshot["engine"] = "running"
+        except EngineClientError as exc:
+            print(f"autoresearch-tui: engine not answering ({exc}); showing what is on disk",
+                  file=sys.stderr)
+    if snapshot is None:
+        snapshot = offline_snapshot(config)
+        snapshot["engine"] = "not running"
+    if args.json:
+        print(json.dumps(snapshot, indent=2, default=str))
+    else:
+        for line in status_lines(snapshot):
+            print(line)
+    return 0
+
+
+def parse_since(text: str | None) -> float | None:
+    """'10m', '2h', '1d', '30s', a unix time, or an ISO date/time (local)."""
+    if not text:
+        return None
+    import datetime as dt
+    import re
+
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if match:
+        seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+        return time.time() - seconds
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return dt.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise SystemExit(f"autoresearch-tui: --since {text!r}: use 10m, 2h, 1d, a unix time or an ISO date")
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from engine.events import tail_events
+    from engine.workspace import Workspace
+
+    config = config_from_args(args, check_repo=False)
+    workspace = Workspace(config)
+    if args.lane not in {lane.name for lane in config.lanes} and not workspace.lane_dir(args.lane).is_dir():
+        print(f"autoresearch-tui: no lane named {args.lane!r}", file=sys.stderr)
+        return 2
+    path = workspace.events_path(args.lane)
+    types = {t.strip() for t in args.types.split(",") if t.strip()} if args.types else None
+    since = parse_since(args.since)
+    show = print_event_json if args.json else print_event_line
+    events = tail_events(path, limit=args.limit if since is None else 10**9, types=types, since=since)
+    for event in events:
+        show(event)
+    if not args.follow:
+        return 0
+    last_ts = events[-1]["ts"] if events else time.time()
+    try:
+        while True:
+            time.sleep(0.5)
+            fresh = tail_events(path, limit=10**6, types=types, since=last_ts)
+            for event in fresh:
+                show(event)
+            if fresh:
+                last_ts = fresh[-1]["ts"]
+    except KeyboardInterrupt:
+        return 0

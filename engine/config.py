@@ -58,6 +58,8 @@ class AgentConfig(_Section):
     )
     max_budget_usd: float = Field(0.0, ge=0)
     """Per lane; 0 = no cap."""
+    scripted_demo: bool = False
+    """Offline demo: lanes talk to the bundled scripted model, not to a real API."""
 
     @field_validator("max_budget_usd", mode="before")
     @classmethod

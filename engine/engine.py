@@ -46,8 +46,22 @@ class Engine:
         self._subscribers: list[Callable[[Event], None]] = []
         self._background: set[asyncio.Task] = set()
         self._stopping = False
+        self._watch_stop = asyncio.Event()
+        self.watchers: dict[str, Any] = {}
+        self.scripted_model = None
+        if config.agent.scripted_demo:
+            self._start_scripted_model()
         for lane_config in config.lanes:
             self._make_lane(lane_config.name)
+
+    def _start_scripted_model(self) -> None:
+        """The offline demo: lanes talk to the bundled scripted model, never to a real API."""
+        from engine.demo_agent import DemoAgent
+        from engine.scripted_model import ScriptedModelServer, cli_env
+
+        self.scripted_model = ScriptedModelServer(script=DemoAgent(self.config)).start()
+        home = self.workspace.state_dir / "demo-home"
+        self.env.update(cli_env(home, self.scripted_model.base_url))
 
     # ----------------------------------------------------------------- events
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
@@ -74,6 +88,12 @@ class Engine:
             ledger_view=self._ledger_view,
         )
         self.lanes[name] = lane
+        from engine.metrics import MetricsWatcher
+
+        watcher = MetricsWatcher(name, self.workspace.runs_dir(name), self.config.experiment.direction,
+                                 lane.log_event, metric=self.config.experiment.metric)
+        watcher.scan_once(emit=False)  # state from disk; those events are already logged
+        self.watchers[name] = watcher
         return lane
 
     def _tool_server(self, lane: Lane):
@@ -87,9 +107,14 @@ class Engine:
         return frontier_view(self.workspace, lane)
 
     async def start(self) -> None:
-        for lane in self.lanes.values():
-            if lane.state != STOPPED or lane._task is None:
-                lane.start()
+        for name, lane in self.lanes.items():
+            self._start_lane(name)
+
+    def _start_lane(self, name: str) -> None:
+        self.lanes[name].start()
+        task = asyncio.create_task(self.watchers[name].run(self._watch_stop), name=f"metrics-{name}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def run_until_stopped(self, duration: float | None = None,
                                 stop_event: asyncio.Event | None = None) -> None:
@@ -104,9 +129,14 @@ class Engine:
         if self._stopping:
             return
         self._stopping = True
-        await asyncio.gather(*(lane.stop() for lane in self.lanes.values()), return_exceptions=True)
+        self._watch_stop.set()
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=5)
         for task in list(self._background):
             task.cancel()
+        await asyncio.gather(*(lane.stop() for lane in self.lanes.values()), return_exceptions=True)
+        if self.scripted_model is not None:
+            self.scripted_model.stop()
 
     # ----------------------------------------------------------------- the engine API
     def lane(self, name: str) -> Lane:
@@ -144,8 +174,8 @@ class Engine:
         # The new lane lives for this engine's lifetime; persist it so a restart keeps it.
         self.config.lanes.append(LaneConfig(name=name, focus=focus))
         self._persist_added_lane(name, focus)
-        lane = self._make_lane(name)
-        lane.start()
+        self._make_lane(name)
+        self._start_lane(name)
         return f"lane {name} added"
 
     def _persist_added_lane(self, name: str, focus: str) -> None:
@@ -172,16 +202,57 @@ class Engine:
 
         target = self.lane(lane)
         result = await asyncio.to_thread(merge_lane, self.workspace, lane)
-        data = result.to_event() if hasattr(result, "to_event") else dict(vars(result))
-        target.emit("merge", **data)
+        fields = result.event_fields()
+        target.emit("merge", **fields)
+        return {"lane": lane, **fields}
+
+    async def merge_preview(self, lane: str) -> dict[str, Any]:
+        """What `merge` would do: the metric change and the commits it brings."""
+        from engine.runs import merge_preview
+
+        self.lane(lane)
+        return await asyncio.to_thread(merge_preview, self.workspace, lane)
+
+    async def ledger(self, lane: str) -> dict[str, Any]:
+        from engine import ledger
+
+        self.lane(lane)
+        rows, warnings = await asyncio.to_thread(
+            ledger.read_ledger, self.workspace.ledger_path(lane), self.config.experiment.metric)
+        frontier = ledger.compute_frontier(rows, self.config.experiment.direction,
+                                           self.config.experiment.metric)
+        return {"rows": [{k: v for k, v in r.items() if k != "line"} for r in rows],
+                "frontier": frontier.to_dict(self.config.loop.plateau_runs), "warnings": warnings}
+
+    async def run_details(self, lane: str, run_id: str) -> dict[str, Any]:
+        from engine.runs import run_details
+
+        self.lane(lane)
+        return await asyncio.to_thread(run_details, self.workspace, lane, run_id)
+
+    def lane_snapshot(self, name: str) -> dict[str, Any]:
+        from engine import ledger
+
+        data = self.lanes[name].snapshot()
+        try:
+            frontier, warnings = ledger.lane_frontier(self.workspace, name)
+            data["frontier"] = frontier.to_dict(self.config.loop.plateau_runs)
+        except Exception as exc:  # a broken ledger shows as a warning, not a dead engine
+            data["frontier"] = {"error": str(exc)}
+        watcher = self.watchers.get(name)
+        data["metrics"] = watcher.state.to_dict() if watcher else {}
         return data
 
     def snapshot(self) -> dict[str, Any]:
+        lanes = {name: self.lane_snapshot(name) for name in self.lanes}
         return {
             "workspace": str(self.workspace.root),
             "experiment": self.config.experiment.name,
             "metric": self.config.experiment.metric,
             "direction": self.config.experiment.direction,
             "started_at": self.started_at,
-            "lanes": {name: lane.snapshot() for name, lane in self.lanes.items()},
+            "pid": os.getpid(),
+            "scripted": self.scripted_model is not None,
+            "total_cost_usd": round(sum(l["counters"]["cost_usd"] for l in lanes.values()), 6),
+            "lanes": lanes,
         }

@@ -109,3 +109,58 @@ def read_events(path: Path) -> list[Event]:
                 if isinstance(event, dict):
                     events.append(event)
     return events
+
+
+def _lines_backwards(path: Path, block: int = 256 * 1024):
+    """Complete lines of a file, last first, reading fixed-size blocks from the end."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        position = handle.tell()
+        remainder = b""
+        first_block = True
+        while position > 0:
+            size = min(block, position)
+            position -= size
+            handle.seek(position)
+            data = handle.read(size) + remainder
+            lines = data.split(b"\n")
+            remainder = lines.pop(0)
+            if first_block:
+                first_block = False
+                if lines and lines[-1] != b"":
+                    lines.pop()  # a half-written tail: not an event yet
+                elif lines:
+                    lines.pop()  # the empty string after the final newline
+            for line in reversed(lines):
+                yield line
+        if remainder and not first_block:
+            yield remainder
+
+
+def tail_events(path: Path, limit: int = 500, before: float | None = None,
+                types: set[str] | None = None, since: float | None = None) -> list[Event]:
+    """The newest `limit` events (oldest first) older than `before` and newer than `since`.
+
+    Reads from the end of the newest segment backwards, so the cost depends on how much
+    history is asked for, not on how large the logs have grown.
+    """
+    found: list[Event] = []
+    for segment in reversed(segments(path)):
+        for raw in _lines_backwards(segment):
+            try:
+                event = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if not isinstance(event, dict):
+                continue
+            ts = event.get("ts", 0)
+            if since is not None and isinstance(ts, (int, float)) and ts <= since:
+                return list(reversed(found))
+            if before is not None and isinstance(ts, (int, float)) and ts >= before:
+                continue
+            if types and event.get("type") not in types:
+                continue
+            found.append(event)
+            if len(found) >= limit:
+                return list(reversed(found))
+    return list(reversed(found))

@@ -151,6 +151,11 @@ class Lane:
         self._publish(event)
         return event
 
+    def log_event(self, event: Event) -> None:
+        """Log and publish an event made elsewhere (metrics watcher, benchmark runner)."""
+        self.events.append(event)
+        self._publish(event)
+
     def set_state(self, state: str, reason: str = "") -> None:
         if state == self.record.state:
             return
@@ -244,7 +249,9 @@ class Lane:
             self.set_state(NEEDS_ATTENTION, f"could not create the fork: {exc}")
             return
         resumed = self.record.session_id is not None
-        if not (resumed and self.state in (PAUSED, NEEDS_ATTENTION)):
+        # A pause (or an unresolved needs_attention) survives restarts; anything else runs.
+        keep = self.state == PAUSED or (resumed and self.state == NEEDS_ATTENTION)
+        if not keep:
             self.set_state(RUNNING, "resuming session" if resumed else "starting session")
         prompt = self._resume_prompt() if resumed else self._start_prompt()
         while self.state not in (STOPPING, STOPPED):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Mapping
 
@@ -15,7 +14,10 @@ _FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
 
 def skills_root() -> Path:
     """The folder holding one sub-folder per skill (inside the installed package)."""
-    return Path(str(resources.files("skills")))
+    import skills
+
+    # The first real folder: works for regular, namespace and editable installs alike.
+    return next(Path(p) for p in skills.__path__ if Path(p).is_dir())
 
 
 def skill_path(name: str) -> Path:
