@@ -17,6 +17,8 @@ from engine.config import Config, ConfigError, find_config, load_config
 
 COMMAND_MODULES = (
     "engine.commands",
+    "engine.init_workspace",
+    "engine.demo",
     "engine.profile_summary",
     "engine.merge",
     "engine.report",
