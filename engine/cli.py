@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "engine.commands",
     "engine.init_workspace",
     "engine.demo",
+    "engine.install_hooks",
     "engine.profile_summary",
     "engine.merge",
     "engine.report",

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 import time
 from typing import Any, Callable
 
@@ -39,6 +40,11 @@ class Engine:
         self.workspace = Workspace(config)
         # The agent's CLI inherits the engine's environment (keys, base URL, cloud flags).
         self.env = dict(os.environ if env is None else env)
+        # `python` in bench_command means this interpreter (the one with jax), even when the
+        # engine was started as .venv/bin/autoresearch-tui without activating the venv.
+        bin_dir = os.path.dirname(sys.executable)
+        if bin_dir not in self.env.get("PATH", "").split(os.pathsep):
+            self.env["PATH"] = os.pathsep.join(filter(None, [bin_dir, self.env.get("PATH", "")]))
         self.backoff_base_s = backoff_base_s
         self.with_tools = with_tools
         self.lanes: dict[str, Lane] = {}
