@@ -115,6 +115,23 @@ class Engine:
     async def start(self) -> None:
         for name, lane in self.lanes.items():
             self._start_lane(name)
+        watchdog = asyncio.create_task(self._watchdog(), name="idle-watchdog")
+        self._background.add(watchdog)
+        watchdog.add_done_callback(self._background.discard)
+
+    async def _watchdog(self, period_s: float = 30.0) -> None:
+        """Revive lanes whose agent went quiet while they should be running."""
+        from engine.lane import RUNNING
+
+        limit = self.config.loop.idle_nudge_minutes * 60
+        while not self._watch_stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._watch_stop.wait(), timeout=min(period_s, limit))
+            now = time.time()
+            for lane in list(self.lanes.values()):
+                busy = lane.benchmark_running  # a long benchmark is not idleness
+                if lane.state == RUNNING and not busy and lane.idle_seconds(now) > limit:
+                    await lane.nudge(lane.idle_seconds(now))
 
     def _start_lane(self, name: str) -> None:
         self.lanes[name].start()

@@ -138,6 +138,7 @@ class Lane:
         self._task: asyncio.Task | None = None
         self._in_turn = False
         self._why_continue = "resumed"
+        self.benchmark_running = False
 
     # ----------------------------------------------------------------- events & state
     @property
@@ -219,6 +220,19 @@ class Lane:
         if self.state in IDLE_STATES and self.state != STOPPED:
             self.resume()
         return f"message queued for lane {self.name}"
+
+    def idle_seconds(self, now: float | None = None) -> float:
+        return (now or time.time()) - (self.record.last_activity or self.record.created_at)
+
+    async def nudge(self, idle_s: float) -> None:
+        """A running lane went silent: interrupt the stuck turn and continue the loop."""
+        reason = f"no activity for {idle_s / 60:.0f} minutes while running"
+        self._why_continue = f"nudged: {reason}"
+        self.emit("injection", kind="nudge", reason=reason)
+        client = self._client
+        if client is not None and self._in_turn:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.interrupt(), timeout=10)
 
     async def stop(self, timeout: float = 20.0) -> None:
         """Stop now: interrupt the agent's turn and close the session (resumable later)."""

@@ -758,6 +758,14 @@ class _HTTPServer(ThreadingHTTPServer):
         self._open_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client (the CLI) hanging up mid-connection is normal; anything else is logged.
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        log.exception("scripted model: error while serving %s", client_address)
+
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_lock:
             self._open.add(request)

@@ -66,16 +66,21 @@ def build_tool_server(engine: "Engine", lane: "Lane") -> tuple[Any, tuple[str, .
         run_id, run_dir = await asyncio.to_thread(ledger.allocate_run, workspace, lane.name)
         lane.emit("run_started", run_id=run_id, run_dir=str(run_dir), description=description,
                   args=str(args.get("args", "")))
-        result = await run_benchmark(
-            experiment.bench_command,
-            cwd=workspace.fork_dir(lane.name),
-            run_id=run_id,
-            run_dir=run_dir,
-            env=lane.agent_env(),
-            timeout_s=experiment.run_timeout_s,
-            hang_timeout_s=experiment.hang_timeout_s,
-            args=str(args.get("args", "")),
-        )
+        lane.benchmark_running = True
+        try:
+            result = await run_benchmark(
+                experiment.bench_command,
+                cwd=workspace.fork_dir(lane.name),
+                run_id=run_id,
+                run_dir=run_dir,
+                env=lane.agent_env(),
+                timeout_s=experiment.run_timeout_s,
+                hang_timeout_s=experiment.hang_timeout_s,
+                args=str(args.get("args", "")),
+                on_output=lambda text: lane.emit("run_output", run_id=run_id, text=text),
+            )
+        finally:
+            lane.benchmark_running = False
         lane.emit("run_finished", **{k: v for k, v in result.to_dict().items() if k != "log_tail"},
                   description=description)
         for warning in result.warnings:

@@ -1,0 +1,137 @@
+"""Runs end to end: the scripted model commits, benchmarks through the engine's tool,
+records through record_run; the real example workload, real jax on the CPU, real git."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+
+from engine.config import load_config
+from engine.engine import Engine
+from engine.events import read_events
+from engine.init_workspace import create_workspace
+from engine.ledger import read_ledger
+from engine.scripted_model import ModelRequest, ScriptedModelServer, Turn, cli_env
+from tests.support import git, make_workspace, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+RUN_BENCHMARK = "mcp__autoresearch__run_benchmark"
+RECORD_RUN = "mcp__autoresearch__record_run"
+
+
+@pytest.fixture
+def model():
+    with ScriptedModelServer() as server:
+        yield server
+
+
+def engine_for(config, model, tmp_path) -> Engine:
+    return Engine(config, env={**os.environ, **cli_env(tmp_path / "home", model.base_url)},
+                  backoff_base_s=0.05)
+
+
+def last_run_dir(request: ModelRequest) -> str:
+    match = re.search(r"run_dir=(\S+)", request.new_text)
+    assert match, request.new_text
+    return match.group(1)
+
+
+async def test_jitting_the_example_really_lowers_the_lanes_best_step_time(tmp_path, model):
+    config_path = create_workspace(tmp_path / "ws", lanes=("a",))
+    config = load_config(config_path)
+    fork = None
+
+    def script(request: ModelRequest) -> Turn:
+        nonlocal fork
+        step = len(model.main_requests)
+        fork = fork or re.search(r"Primary working directory: ([^\s\\\"]+)", request.body_text).group(1)
+        plan = [
+            lambda: Turn.tool(RUN_BENCHMARK, {"description": "baseline"}),
+            lambda: Turn.tool(RECORD_RUN, {"status": "keep", "description": "baseline",
+                                           "run_dir": last_run_dir(request)}),
+            lambda: Turn.tool("Read", {"file_path": f"{fork}/model.py"}),
+            lambda: Turn.tool("Edit", {"file_path": f"{fork}/model.py", "old_string": "step_fn = train_step",
+                                       "new_string": "step_fn = jax.jit(train_step)"}),
+            lambda: Turn.tool("Bash", {"command": "git commit -qam 'jit the step'"}),
+            lambda: Turn.tool(RUN_BENCHMARK, {"description": "jit the step"}),
+            lambda: Turn.tool(RECORD_RUN, {"status": "keep", "description": "jit the step",
+                                           "run_dir": last_run_dir(request)}),
+        ]
+        return plan[step]() if step < len(plan) else Turn.tool("Bash", {"command": "true"})
+
+    model.set_script(script)
+    engine = engine_for(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(model.main_requests) >= 8, timeout=180, what="both runs recorded")
+        snapshot = engine.snapshot()["lanes"]["a"]
+    finally:
+        await engine.stop()
+
+    rows, warnings = read_ledger(engine.workspace.ledger_path("a"), "step_time_ms")
+    assert warnings == []
+    assert [(r["run_id"], r["status"], r["description"]) for r in rows] == [
+        ("0001", "keep", "baseline"), ("0002", "keep", "jit the step")]
+    baseline, jitted = rows[0]["metric"], rows[1]["metric"]
+    assert jitted < baseline / 2, (baseline, jitted)
+    fork_path = engine.workspace.fork_dir("a")
+    head = git(fork_path, "rev-parse", "HEAD").strip()
+    assert rows[1]["commit"] == head and rows[0]["commit"] != head
+    for row in rows:  # every recorded commit is pinned by a ref
+        assert git(fork_path, "rev-parse", f"refs/autoresearch/runs/{row['run_id']}").strip() == row["commit"]
+    # The model got the frontier back from record_run.
+    answer = json.loads(model.main_requests[7].tool_result_text())
+    assert answer["new_best"] is True and answer["best"] == jitted and answer["baseline"] == baseline
+    assert answer["change_pct"] < -50
+    # The UI's view: frontier and live metrics agree.
+    assert snapshot["frontier"]["best"] == jitted
+    assert snapshot["metrics"]["best"]["value"] == pytest.approx(jitted, rel=1e-3)
+    recorded = [e for e in read_events(engine.workspace.events_path("a")) if e["type"] == "run_recorded"]
+    assert [e["new_best"] for e in recorded] == [False, True]  # the first run is the baseline
+
+
+async def test_a_benchmark_longer_than_the_bash_limit_completes_through_the_tool(tmp_path, model):
+    bench = ("import json, os, time\ntime.sleep(3)\n"
+             "open(os.environ['AUTORESEARCH_METRICS'], 'a').write(json.dumps({'v': 1, 'kind': 'summary', "
+             "'step_time_median_s': 0.25, 'p10_s': 0.24, 'p90_s': 0.26, 'n': 30}) + '\\n')\nprint('bench done')\n")
+    config = make_workspace(tmp_path, repo_files={"bench.py": bench},
+                            experiment="run_timeout_s = 60")
+    # A short Bash default (instead of a long benchmark): Bash gives up after 1 s.
+    config.lanes[0].env["BASH_DEFAULT_TIMEOUT_MS"] = "1000"
+    config.lanes[0].env["BASH_MAX_TIMEOUT_MS"] = "1000"
+    model.set_script([
+        Turn.tool("Bash", {"command": "python bench.py"}),
+        Turn.tool(RUN_BENCHMARK, {"description": "same benchmark, through the engine"}),
+    ])
+    engine = engine_for(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(model.main_requests) >= 3, timeout=60, what="both answers")
+    finally:
+        await engine.stop()
+    through_bash = model.main_requests[1].tool_result_text()
+    through_tool = model.main_requests[2].tool_result_text()
+    assert "bench done" not in through_bash  # killed by the Bash timeout
+    assert "status=ok" in through_tool and "step_time_ms (median): 250.000" in through_tool
+    run_log = (engine.workspace.runs_dir("a") / "0001" / "run.log").read_text()
+    assert "bench done" in run_log
+
+
+async def test_a_hung_benchmark_is_killed_and_reported(tmp_path, model):
+    config = make_workspace(tmp_path, repo_files={"bench.py": "import time\nprint('starting', flush=True)\n"
+                                                                "time.sleep(60)\n"},
+                            experiment="hang_timeout_s = 1.5")
+    model.set_script([Turn.tool(RUN_BENCHMARK, {"description": "hangs"})])
+    engine = engine_for(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(model.main_requests) >= 2, timeout=60, what="the hung run's answer")
+    finally:
+        await engine.stop()
+    answer = model.main_requests[1].tool_result_text()
+    assert "status=hung" in answer and "starting" in answer
+    assert "no output and no new metrics" in (engine.workspace.runs_dir("a") / "0001" / "run.log").read_text()
