@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from engine.orphans import pdeathsig_prefix
+
 LOG_TAIL_LINES = 40
 
 
@@ -26,7 +28,7 @@ LOG_TAIL_LINES = 40
 class BenchmarkResult:
     run_id: str
     run_dir: str
-    status: str  # ok | crash | timeout | hung
+    status: str  # ok | crash | timeout | hung | cancelled
     exit_code: int | None
     seconds: float
     summary: dict[str, Any] | None = None
@@ -64,6 +66,7 @@ async def run_benchmark(
     hang_timeout_s: float,
     args: str = "",
     on_output: Callable[[str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> BenchmarkResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / "metrics.jsonl"
@@ -76,8 +79,9 @@ async def run_benchmark(
     status = "ok"
     with open(log_path, "ab") as log_file:
         log_file.write(f"$ {full_command}\n".encode())
-        process = await asyncio.create_subprocess_shell(
-            full_command, cwd=str(cwd), env=run_env, stdout=asyncio.subprocess.PIPE,
+        process = await asyncio.create_subprocess_exec(
+            *pdeathsig_prefix(), "/bin/sh", "-c", full_command, cwd=str(cwd), env=run_env,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, start_new_session=True,  # kill the whole group
         )
 
@@ -106,7 +110,9 @@ async def run_benchmark(
                 size = metrics_path.stat().st_size if metrics_path.exists() else -1
                 if size != metrics_size:
                     metrics_size, last_activity = size, now
-                if now - started > timeout_s:
+                if should_stop is not None and should_stop():
+                    status = "cancelled"
+                elif now - started > timeout_s:
                     status = "timeout"
                 elif now - last_activity > hang_timeout_s:
                     status = "hung"
@@ -122,6 +128,8 @@ async def run_benchmark(
                 await asyncio.wait_for(pump_task, timeout=5)
         if status == "timeout":
             log_file.write(f"\n[autoresearch] killed: exceeded run_timeout_s={timeout_s:g}\n".encode())
+        elif status == "cancelled":
+            log_file.write(b"\n[autoresearch] killed: the lane is stopping\n")
         elif status == "hung":
             log_file.write(f"\n[autoresearch] killed: no output and no new metrics for "
                            f"{hang_timeout_s:g}s (hang_timeout_s)\n".encode())

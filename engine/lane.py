@@ -33,6 +33,7 @@ from claude_agent_sdk import (
 
 from engine import policy
 from engine.config import Config
+from engine.orphans import guarded_cli_path
 from engine.events import Event, EventLog, make_event
 from engine.skills import condensed_program, lane_variables, loop_program, render_skill
 from engine.workspace import Workspace, atomic_write_json, read_json
@@ -235,7 +236,15 @@ class Lane:
                 await asyncio.wait_for(client.interrupt(), timeout=10)
 
     async def stop(self, timeout: float = 20.0) -> None:
-        """Stop now: interrupt the agent's turn and close the session (resumable later)."""
+        """Stop now: interrupt the agent's turn and close the session (resumable later).
+
+        The session is closed by leaving `async with ClaudeSDKClient` normally: cancelling
+        the task instead can abort the SDK's close before it kills the CLI, leaving an
+        orphaned agent working (and spending) on its own. Whatever still runs in the
+        lane's folder afterwards is terminated.
+        """
+        from engine.orphans import kill_orphans
+
         if self.state != STOPPED:
             self.set_state(STOPPING, "stop requested")
         self._wake.set()
@@ -243,13 +252,16 @@ class Lane:
         if client is not None and self._in_turn:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.interrupt(), timeout=5)
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout)
-            except (asyncio.TimeoutError, Exception):
+        if self._task is not None and not self._task.done():
+            done, _ = await asyncio.wait({self._task}, timeout=timeout)
+            if not done:
+                self.emit("warning", where="stop", message=f"the session did not close within {timeout:.0f}s")
                 self._task.cancel()
-                with contextlib.suppress(BaseException):
-                    await self._task
+                await asyncio.wait({self._task}, timeout=5)
+        leftovers = await asyncio.to_thread(kill_orphans, self.workspace.lane_dir(self.name))
+        if leftovers:
+            self.emit("warning", where="stop", message="terminated processes left in the lane: "
+                      + "; ".join(leftovers))
         self.set_state(STOPPED, "stopped")
         self.save()
         self.events.close()
@@ -281,7 +293,12 @@ class Lane:
 
     async def _prepare_fork(self) -> None:
         from engine.forks import prepare_fork  # git work: off the event loop
+        from engine.orphans import kill_orphans
 
+        stopped = await asyncio.to_thread(kill_orphans, self.workspace.lane_dir(self.name))
+        if stopped:
+            self.emit("warning", where="restart",
+                      message="stopped processes a previous engine left in this lane: " + "; ".join(stopped))
         info = await asyncio.to_thread(prepare_fork, self.workspace, self.name)
         if info.created:
             self.emit("fork", path=str(info.path), branch=info.branch, linked=info.linked)
@@ -375,6 +392,7 @@ class Lane:
                 "PreCompact": [HookMatcher(hooks=[self._on_pre_compact])],
             },
             stderr=self._on_cli_stderr,
+            cli_path=guarded_cli_path(self.workspace.state_dir),
         )
 
     def agent_env(self) -> dict[str, str]:

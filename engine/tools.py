@@ -78,6 +78,7 @@ def build_tool_server(engine: "Engine", lane: "Lane") -> tuple[Any, tuple[str, .
                 hang_timeout_s=experiment.hang_timeout_s,
                 args=str(args.get("args", "")),
                 on_output=lambda text: lane.emit("run_output", run_id=run_id, text=text),
+                should_stop=lambda: lane.state in ("stopping", "stopped"),
             )
         finally:
             lane.benchmark_running = False
