@@ -39,6 +39,17 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_values(value: Any) -> Any:
+    """Redact every string inside an event (before JSON escaping hides line breaks)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_values(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_values(item) for item in value]
+    return value
+
+
 def make_event(lane: str, type: str, **fields: Any) -> Event:
     return {"ts": time.time(), "lane": lane, "type": type, **fields}
 
@@ -57,13 +68,16 @@ class EventLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a", encoding="utf-8")
 
-    def append(self, event: Event) -> None:
-        line = redact(json.dumps(event, ensure_ascii=False, default=str)) + "\n"
+    def append(self, event: Event) -> Event:
+        """Write one event; returns it as written (credentials redacted) for publishing."""
+        event = redact_values(event)
+        line = json.dumps(event, ensure_ascii=False, default=str) + "\n"
         with self._lock:
             self._file.write(line)
             self._file.flush()
             if self._file.tell() >= self.rotate_bytes:
                 self._rotate()
+        return event
 
     def _rotate(self) -> None:
         self._file.close()

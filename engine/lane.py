@@ -147,16 +147,14 @@ class Lane:
         return self.record.state
 
     def emit(self, type: str, **fields: Any) -> Event:
-        event = make_event(self.name, type, **fields)
-        self.events.append(event)
+        event = self.events.append(make_event(self.name, type, **fields))
         self.record.last_activity = event["ts"]
         self._publish(event)
         return event
 
     def log_event(self, event: Event) -> None:
         """Log and publish an event made elsewhere (metrics watcher, benchmark runner)."""
-        self.events.append(event)
-        self._publish(event)
+        self._publish(self.events.append(event))
 
     def set_state(self, state: str, reason: str = "") -> None:
         if state == self.record.state:
