@@ -552,8 +552,9 @@ class Lane:
     def _on_assistant(self, message: AssistantMessage) -> None:
         if message.parent_tool_use_id:
             return  # a subagent's message; the lane's own turns are what the policy counts
+        synthetic = bool(message.error) or message.model == "<synthetic>"  # the CLI's error notice
         message_id = message.message_id or id(message)
-        if message_id not in self._seen_message_ids:
+        if not synthetic and message_id not in self._seen_message_ids:
             self._seen_message_ids.add(message_id)
             if len(self._seen_message_ids) > 4096:
                 self._seen_message_ids = {message_id}

@@ -211,3 +211,47 @@ async def test_overloaded_and_server_errors_are_retried_and_the_lane_recovers(tm
     assert sorted(r.status for r in failed) == [500, 529]
     assert state == "running"
     assert model.main_requests[1].contains("echo one")
+
+
+async def test_a_dead_cli_is_restarted_with_the_same_session(tmp_path, model):
+    from engine.orphans import processes_in
+
+    config = make_workspace(tmp_path)
+    model.set_script(lambda request: bash("sleep 0.3; echo working"))
+    engine = make_engine(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(model.main_requests) >= 2, what="the session to start")
+        session = engine.lanes["a"].record.session_id
+        fork = engine.workspace.fork_dir("a")
+        for pid in processes_in(fork):
+            os.kill(pid, 9)  # the CLI (and its shell) die under the lane
+        before = len(model.main_requests)
+        await wait_until(lambda: any(r.contains("failed and was restarted")
+                                     for r in model.main_requests[before:]), what="the restarted session")
+        restarted = next(r for r in model.main_requests[before:] if r.contains("failed and was restarted"))
+        state = engine.lanes["a"].state
+    finally:
+        await engine.stop()
+    assert restarted.session_id == session
+    assert state == "running"
+    errors = [e for e in read_events(engine.workspace.events_path("a")) if e["type"] == "error"]
+    assert errors and errors[0]["where"] == "session"
+
+
+async def test_repeated_failures_put_the_lane_in_needs_attention(tmp_path, model):
+    config = make_workspace(tmp_path, loop="max_failures = 2")
+    model.set_script([bash("echo never")])
+    model.fail_next(500, count=1000)
+    env = {**os.environ, **cli_env(tmp_path / "home", model.base_url, max_retries=0)}
+    engine = Engine(config, env=env, backoff_base_s=0.05)
+    await engine.start()
+    try:
+        await wait_until(lambda: engine.lanes["a"].state == "needs_attention", timeout=60, what="needs_attention")
+        reason = engine.lanes["a"].record.needs_attention_reason
+    finally:
+        await engine.stop()
+    assert "2 failures in a row" in reason and "500" in reason
+    errors = [e for e in read_events(engine.workspace.events_path("a")) if e["type"] == "error"
+              and e["where"] == "session"]
+    assert [e["consecutive_failures"] for e in errors] == [1, 2]
