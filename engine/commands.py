@@ -41,6 +41,17 @@ def register_cli(subparsers) -> None:
                                    help="one line per lane: state, runs, best, change, cost, last activity")
     status.add_argument("--json", action="store_true", help="the whole snapshot as JSON")
     status.set_defaults(func=cmd_status)
+    finish = subparsers.add_parser(
+        "stop-experiment", parents=[config_parent()],
+        help="stop every lane, write the final REPORT.md and progress.png (forks are kept)",
+        description="Stop the engine gracefully, then write the experiment's final report. "
+        "Forks are kept unless --remove-forks, and even then only when every recorded commit "
+        "is reachable from the main repo (use --archive-runs to make them so).")
+    finish.add_argument("--remove-forks", action="store_true",
+                        help="delete the lanes' forks when no recorded commit would be lost")
+    finish.add_argument("--archive-runs", action="store_true",
+                        help="first copy every run ref into the main repo (refs/autoresearch/...)")
+    finish.set_defaults(func=cmd_stop_experiment)
     logs = subparsers.add_parser("logs", parents=[config_parent()], help="read a lane's events")
     logs.add_argument("lane")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
@@ -270,3 +281,36 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 last_ts = fresh[-1]["ts"]
     except KeyboardInterrupt:
         return 0
+
+
+def cmd_stop_experiment(args: argparse.Namespace) -> int:
+    from engine.daemon import running_pid
+    from engine.forks import ForkError, archive_runs, remove_fork
+    from engine.report import write_report
+    from engine.workspace import Workspace
+
+    config = config_from_args(args, check_repo=False)
+    workspace = Workspace(config)
+    if running_pid(workspace):
+        status = cmd_stop(args)
+        if status:
+            return status
+    report = write_report(workspace)
+    print(f"report: {report} (plot: {report.with_name('progress.png')})")
+    failed = 0
+    for lane in config.lanes:
+        if not workspace.fork_dir(lane.name).exists():
+            continue
+        if args.archive_runs:
+            count = archive_runs(workspace, lane.name)
+            print(f"lane {lane.name}: {count} run refs archived in the main repo")
+        if args.remove_forks:
+            try:
+                remove_fork(workspace, lane.name)
+                print(f"lane {lane.name}: fork removed")
+            except ForkError as exc:
+                failed += 1
+                print(f"lane {lane.name}: fork kept: {exc}", file=sys.stderr)
+        else:
+            print(f"lane {lane.name}: fork kept at {workspace.fork_dir(lane.name)}")
+    return 1 if failed else 0

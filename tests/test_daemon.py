@@ -257,3 +257,24 @@ async def test_one_engine_per_workspace_and_plain_text_views(tmp_path, model, da
     assert "engine not running" in after.stdout and "stopped" in after.stdout
     assert cli("logs", "b", "--type", "lane_state", "--json", config=config).stdout.strip().endswith("}")
     assert cli("logs", "nope", config=config).returncode == 2
+
+
+async def test_stop_experiment_writes_the_report_and_keeps_forks_unless_safe(tmp_path, model, daemons):
+    config = make_workspace(tmp_path)
+    model.set_script([Turn.tool("Bash", {"command": "echo x > f && git add f && git commit -qm change"}),
+                      Turn.tool(RUN_BENCHMARK, {"description": "change"}),
+                      Turn.tool(RECORD_RUN, {"status": "discard", "description": "change", "run_dir": "0001"})]
+                     + [Turn.tool("Bash", {"command": "sleep 0.2"})] * 50)
+    daemons(config, model, tmp_path / "home")
+    await wait_until(lambda: Workspace(config).ledger_path("a").exists(), timeout=60, what="a recorded run")
+    result = cli("stop-experiment", "--remove-forks", config=config)
+    workspace = Workspace(config)
+    assert running_pid(workspace) is None
+    assert (workspace.experiment_dir / "REPORT.md").exists()
+    assert (workspace.experiment_dir / "progress.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The recorded commit exists only in the fork: removing it would lose it, so it stays.
+    assert result.returncode == 1 and "fork kept" in result.stderr
+    assert workspace.fork_dir("a").exists()
+    archived = cli("stop-experiment", "--archive-runs", "--remove-forks", config=config)
+    assert archived.returncode == 0, archived.stderr
+    assert not workspace.fork_dir("a").exists()
