@@ -54,6 +54,7 @@ class Engine:
         self._stopping = False
         self._watch_stop = asyncio.Event()
         self.watchers: dict[str, Any] = {}
+        self.device_figures: dict[str, dict[str, Any]] = {}
         self.scripted_model = None
         if config.agent.scripted_demo:
             self._start_scripted_model()
@@ -118,6 +119,26 @@ class Engine:
         watchdog = asyncio.create_task(self._watchdog(), name="idle-watchdog")
         self._background.add(watchdog)
         watchdog.add_done_callback(self._background.discard)
+        from engine.device import load_monitoring
+
+        monitoring = await asyncio.to_thread(load_monitoring)
+        if monitoring is not None:
+            poller = asyncio.create_task(self._poll_device(monitoring), name="device")
+            self._background.add(poller)
+            poller.add_done_callback(self._background.discard)
+
+    async def _poll_device(self, monitoring, period_s: float = 5.0) -> None:
+        """TPU duty cycle and HBM per lane (its TPU_VISIBLE_DEVICES chips, else all)."""
+        from engine.device import lane_chips, read_device_figures
+
+        while not self._watch_stop.is_set():
+            for name, lane in list(self.lanes.items()):
+                chips = lane_chips(self.config.lane(name).env) if lane._configured() else None
+                figures = await asyncio.to_thread(read_device_figures, monitoring, chips)
+                if figures:
+                    self.device_figures[name] = figures
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._watch_stop.wait(), timeout=period_s)
 
     async def _watchdog(self, period_s: float = 30.0) -> None:
         """Revive lanes whose agent went quiet while they should be running."""
@@ -264,6 +285,8 @@ class Engine:
             data["frontier"] = {"error": str(exc)}
         watcher = self.watchers.get(name)
         data["metrics"] = watcher.state.to_dict() if watcher else {}
+        if name in self.device_figures:  # absent (not zero) where no accelerator reports
+            data["device"] = self.device_figures[name]
         return data
 
     def snapshot(self) -> dict[str, Any]:

@@ -89,6 +89,7 @@ async def test_jitting_the_example_really_lowers_the_lanes_best_step_time(tmp_pa
     assert answer["change_pct"] < -50
     # The UI's view: frontier and live metrics agree.
     assert snapshot["frontier"]["best"] == jitted
+    assert "device" not in snapshot  # no accelerator here: absent, not zero
     assert snapshot["metrics"]["best"]["value"] == pytest.approx(jitted, rel=1e-3)
     recorded = [e for e in read_events(engine.workspace.events_path("a")) if e["type"] == "run_recorded"]
     assert [e["new_best"] for e in recorded] == [False, True]  # the first run is the baseline
