@@ -1,0 +1,126 @@
+"""The TUI's plain parts: ANSI stripping, event formatting, feeds, alerts, OSC sequences,
+the Log that keeps repainting once full, themes shipped as package data."""
+
+from __future__ import annotations
+
+from hypothesis import given, strategies as st
+
+from engine.config import TuiConfig
+from tests.test_tui_support import T0, fixed_app, fixed_store, screen_text
+from tui.attention import desktop_notification
+from tui.feed import LaneFeed, LaneStore, clean, transcript_lines
+
+
+def test_clean_strips_escapes_and_controls():
+    assert clean("\x1b[31mred\x1b[0m \x1b]0;title\x07ok\x1bc\x00\x08") == "red ok"
+    assert clean("a\r\nb\tc") == "a\nb    c"
+
+
+@given(st.text())
+def test_clean_never_leaves_an_escape(text):
+    assert "\x1b" not in clean(text)
+    assert all(ch == "\n" or ord(ch) >= 0x20 for ch in clean(text) if ord(ch) < 0x80 and ch != "\x7f")
+
+
+def test_transcript_lines_are_single_lines_without_markup_processing():
+    lines = transcript_lines({"ts": T0, "lane": "a", "type": "tool_result", "output": "x\n[bold]y[/bold]\x1b[2J"})
+    assert all("\n" not in line for line in lines)
+    assert lines[-1].endswith("[bold]y[/bold]")
+    assert transcript_lines({"ts": T0, "lane": "a", "type": "metric", "kind": "step"}) == []
+
+
+def test_feed_history_prepend_bumps_generation():
+    feed = LaneFeed("a")
+    feed.append_event({"ts": T0 + 10, "lane": "a", "type": "assistant_text", "text": "live"})
+    feed.prepend_history([{"ts": T0, "lane": "a", "type": "assistant_text", "text": "old"}])
+    assert feed.generation == 1 and "old" in feed.lines[0] and "live" in feed.lines[-1]
+
+
+def test_store_alerts_only_for_live_events():
+    store = LaneStore({"lanes": {"a": {"name": "a", "state": "running"}}})
+    store.alert_after = T0
+    store.ingest({"ts": T0 - 5, "lane": "a", "type": "run_recorded", "new_best": True, "run_id": "1"})
+    assert not store.alerts
+    store.ingest({"ts": T0 + 1, "lane": "a", "type": "run_recorded", "new_best": True, "run_id": "2",
+                  "metric_value": 7.5, "change_pct": -25.0})
+    store.ingest({"ts": T0 + 2, "lane": "a", "type": "lane_state", "state": "needs_attention", "reason": "stuck"})
+    store.ingest({"ts": T0 + 3, "lane": "a", "type": "merge", "ok": False, "message": "main is dirty"})
+    titles = [a.title for a in store.alerts]
+    assert titles == ["new best in lane a", "lane a needs attention", "merge of lane a failed"]
+    assert store.lanes["a"]["state"] == "needs_attention"
+
+
+def test_desktop_notification_sequences():
+    assert desktop_notification("t", "b;c\x1b", {}) == "\x1b]777;notify;t;b c \x1b\\"
+    assert desktop_notification("t", "b", {"TERM_PROGRAM": "iTerm.app"}) == "\x1b]9;t: b\x07"
+    wrapped = desktop_notification("t", "b", {"TMUX": "/tmp/x"})
+    assert wrapped.startswith("\x1bPtmux;\x1b\x1b]777") and wrapped.endswith("\x1b\\")
+
+
+async def test_attention_respects_config():
+    for desktop, expected in ((True, 1), (False, 0)):
+        app = fixed_app(desktop_notifications=desktop, bell=False)
+        async with app.run_test(size=(120, 30)) as pilot:
+            app.store.alert_after = 0
+            app.store.ingest({"ts": T0 + 100, "lane": "a", "type": "run_recorded", "new_best": True,
+                              "run_id": "0009", "metric_value": 7.1, "change_pct": -29.0})
+            await pilot.pause(0.2)
+            assert [a.title for a in app.attention_log] == ["new best in lane a"]
+            assert len(app.osc_written) == expected
+
+
+async def test_full_log_keeps_repainting_after_dropping_lines():
+    from tui.widgets import TranscriptLog
+
+    app = fixed_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        log = app.screen.query_one("#transcript", TranscriptLog)
+        log.max_lines = 50
+        feed = app.store.feed("a")
+        for n in range(300):
+            feed.lines.append(f"line {n}")
+            feed.total += 1
+        await pilot.pause(0.3)
+        assert log.line_count == 50 and log.lines[-1] == "line 299"
+        assert "line 299" in screen_text(app)
+        for n in range(300, 320):
+            feed.lines.append(f"line {n}")
+            feed.total += 1
+        await pilot.pause(0.3)
+        assert "line 319" in screen_text(app)
+
+
+async def test_unknown_theme_falls_back_and_warns():
+    app = fixed_app(theme="no-such-theme")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause(0.1)
+        assert app.theme == "autoresearch-dark"
+
+
+def test_themes_are_package_data():
+    import themes
+
+    assert themes.APP_CSS.is_file()
+    assert {t.name for t in themes.THEMES} == {"autoresearch-dark", "autoresearch-light"}
+    assert TuiConfig().theme in {t.name for t in themes.THEMES}
+
+
+def test_fixed_store_has_every_lane():
+    assert fixed_store().lane_names() == ["a", "b", "c", "d"]
+
+
+def test_attach_explains_when_the_engine_cannot_start(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    import tui.main
+    from engine.daemon import DaemonError
+    from tests.support import make_workspace
+
+    config = make_workspace(tmp_path)
+
+    def refuse(config, **kwargs):
+        raise DaemonError("the engine exited at start (code 1); see engine.log")
+
+    monkeypatch.setattr(tui.main, "spawn_daemon", refuse)
+    assert tui.main.attach(argparse.Namespace(config=str(config.path))) == 1
+    assert "cannot start the engine: the engine exited at start" in capsys.readouterr().err

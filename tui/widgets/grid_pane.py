@@ -1,0 +1,71 @@
+"""One lane's live transcript tail in grid mode (Enter zooms into the lane)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Static
+
+from tui.feed import STATE_ICONS
+from tui.widgets.lane_card import STATE_STYLES, fmt_number, lane_best
+from tui.widgets.transcript import TranscriptLog
+
+GRID_LINES = 400
+
+
+class GridPane(Vertical, can_focus=True):
+    DEFAULT_CSS = """
+    GridPane { border: round $panel; height: 1fr; }
+    GridPane:focus, GridPane.-selected { border: round $primary; }
+    GridPane > .pane-title { height: 1; background: $panel; }
+    GridPane TranscriptLog { height: 1fr; scrollbar-size-vertical: 0; overflow-x: hidden; }
+    """
+    BINDINGS = [Binding("enter", "zoom", "Zoom", tooltip="Open this lane's full view", id="grid_zoom")]
+
+    class Zoom(Message):
+        def __init__(self, lane: str):
+            super().__init__()
+            self.lane = lane
+
+    def __init__(self, lane: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.lane = lane
+        self._shown: tuple[dict[str, Any], int] | None = None
+
+    def on_mount(self) -> None:
+        if self._shown is not None:
+            self.show(*self._shown)
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.lane, classes="pane-title")
+        yield TranscriptLog(max_lines=GRID_LINES)
+
+    @property
+    def log_widget(self) -> TranscriptLog:
+        return self.query_one(TranscriptLog)
+
+    def show(self, lane: dict[str, Any], index: int) -> None:
+        self._shown = (lane, index)
+        if not self.children:
+            return
+        state = lane.get("state", "?")
+        icon, word = STATE_ICONS.get(state, ("?", state))
+        best, change, runs = lane_best(lane)
+        title = Text()
+        title.append(f"{index} {lane.get('name', self.lane)} ", style="bold")
+        title.append(f"{icon} {word}", style=STATE_STYLES.get(state, ""))
+        title.append(f"  runs {runs or 0}  best {fmt_number(best)}")
+        if isinstance(change, (int, float)):
+            title.append(f" ({change:+.1f}%)")
+        self.query_one(".pane-title", Static).update(title)
+
+    def action_zoom(self) -> None:
+        self.post_message(self.Zoom(self.lane))
+
+    def on_click(self) -> None:
+        self.focus()

@@ -1,0 +1,58 @@
+"""The Runs tab: the lane's ledger as a table (Enter opens the run's diff and log)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from tui.feed import clean
+from tui.widgets.lane_card import fmt_number
+
+STATUS_STYLES = {"keep": "green", "discard": "dim", "crash": "red", "inconclusive": "yellow"}
+
+
+class RunsTable(DataTable):
+    DEFAULT_CSS = """
+    RunsTable { height: 1fr; }
+    """
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.lane: str | None = None
+        self._signature: tuple = ()
+
+    def on_mount(self) -> None:
+        self.add_columns("run", "time", "status", "metric", "Δ baseline", "commit", "description")
+
+    def show_rows(self, lane: str, rows: list[dict[str, Any]], frontier: dict[str, Any]) -> None:
+        signature = (lane, len(rows), rows[-1].get("run_id") if rows else None, frontier.get("best_run"))
+        if signature == self._signature:
+            return
+        self._signature = signature
+        keep_cursor = self.lane == lane
+        cursor = self.cursor_row
+        self.lane = lane
+        self.clear()
+        baseline = frontier.get("baseline")
+        best_run = frontier.get("best_run")
+        for row in reversed(rows):  # newest first
+            value = row.get("metric")
+            delta = ""
+            if isinstance(value, (int, float)) and isinstance(baseline, (int, float)) and baseline:
+                delta = f"{(value - baseline) / abs(baseline) * 100:+.1f}%"
+            run_id = str(row.get("run_id", ""))
+            status = str(row.get("status", ""))
+            self.add_row(
+                Text(run_id + (" ★" if run_id == best_run else ""), style="bold" if run_id == best_run else ""),
+                Text(str(row.get("ts", ""))[11:19]),
+                Text(status, style=STATUS_STYLES.get(status, "")),
+                Text(fmt_number(value)),
+                Text(delta),
+                Text(str(row.get("commit") or "")[:8]),
+                Text(clean(row.get("description", ""))[:80]),
+                key=run_id,
+            )
+        if keep_cursor and self.row_count:
+            self.move_cursor(row=min(cursor, self.row_count - 1))
