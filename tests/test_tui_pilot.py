@@ -81,7 +81,7 @@ async def test_attach_shows_lanes_header_and_live_transcript(engine_ws):
         main = await attached(pilot)
         await until(pilot, lambda: "agent:" in screen_text(app), what="agent text in the transcript")
         text = screen_text(app)
-        assert "engine running (pid" in text and "autoresearch exp" in text
+        assert "exp (step_time_ms" in text and "engine running" in text and "pid " in text
         assert "a" in main.store.lanes and "b" in main.store.lanes
         assert "lane a" in text and "next injection in" in text and "stops blocked" in text
         transcript = main.query_one("#transcript", TranscriptLog)

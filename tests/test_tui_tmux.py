@@ -109,3 +109,41 @@ def test_real_binary_in_tmux_switch_detach_reattach(tmp_path):
         tmux.kill()
         stop_daemon(config)
         server.stop()
+
+
+def test_the_demo_command_in_tmux_runs_detaches_and_reattaches(tmp_path):
+    """The README's "run it" command, as a user types it: `autoresearch-tui demo DIR`."""
+    from engine.config import load_config
+
+    demo_dir = tmp_path / "demo"
+    tmux = Tmux(f"ar-demo-{os.getpid()}")
+    env = {"TERM": "xterm-256color", "HOME": str(tmp_path / "home"), "COLORTERM": "truecolor",
+           "PATH": f"{BINARY.parent}:{os.environ.get('PATH', '')}"}
+    config = None
+    try:
+        tmux.start("demo", f"{BINARY} demo {demo_dir}", env)
+        screen = tmux.wait_for("demo", lambda s: "SCRIPTED DEMO MODEL" in s and "lane a" in s,
+                               timeout=60, what="the demo's main screen")
+        config = load_config(demo_dir / "autoresearch.toml")
+        assert config.agent.scripted_demo
+        tmux.wait_for("demo", lambda s: "agent:" in s, timeout=60, what="the agent's transcript")
+        tmux.keys("demo", "2")
+        tmux.wait_for("demo", lambda s: "lane b" in s, what="lane b selected")
+        tmux.keys("demo", "d")
+        tmux.wait_for("demo", lambda s: "detached: the engine keeps running" in s, what="detach")
+        assert running_pid(Workspace(config)), "the engine stopped when the UI detached"
+        runs_at_detach = lane_runs(config, "a")
+        deadline = time.monotonic() + 90
+        while lane_runs(config, "a") < runs_at_detach + 1 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        runs_before = lane_runs(config, "a")
+        assert runs_before >= runs_at_detach + 1, "no real benchmark run recorded while detached"
+
+        tmux.start("again", f"{BINARY} --config {config.path}", env)
+        screen = tmux.wait_for("again", lambda s: "engine running" in s and "lane a" in s, what="re-attached")
+        match = re.search(r"runs (\d+)", screen)
+        assert match and int(match.group(1)) >= runs_before, screen
+    finally:
+        tmux.kill()
+        if config is not None:
+            stop_daemon(config)

@@ -277,7 +277,9 @@ class LaneStore:
                                      clean(event.get("reason", "")) or "see the Decisions tab", "error"))
         elif kind == "run_recorded" and event.get("new_best"):
             change = event.get("change_pct")
-            text = f"run {event.get('run_id')}: {event.get('metric_value')}"
+            value = event.get("metric_value")
+            shown = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
+            text = f"run {event.get('run_id')}: {shown}"
             if isinstance(change, (int, float)):
                 text += f" ({change:+.1f}% vs baseline)"
             self.alerts.append(Alert(name, f"new best in lane {name}", text, "information"))

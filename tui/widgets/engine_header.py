@@ -49,7 +49,11 @@ class EngineHeader(Static):
     def refresh_text(self) -> None:
         snap = self.snapshot
         text = Text()
-        text.append("autoresearch ", style="bold")
+        if snap.get("scripted"):
+            # First, so no terminal is too narrow to show it: nothing here is a real model.
+            text.append(" SCRIPTED DEMO MODEL ", style="bold black on yellow")
+            text.append("  ")
+        # Most important first: a narrow terminal clips the end of the line.
         text.append(str(snap.get("experiment", "?")), style="bold")
         metric = snap.get("metric")
         if metric:
@@ -57,18 +61,17 @@ class EngineHeader(Static):
             text.append(f" ({metric} {arrow})")
         text.append("  │  ")
         if self.connection == "connected":
-            text.append(f"engine running (pid {snap.get('pid', '?')})", style="green")
+            text.append("engine running", style="green")
         elif self.connection == "connecting":
             text.append("engine: connecting…", style="yellow")
         else:
             text.append(f"engine DISCONNECTED: {self.connection} — press c to reconnect", style="bold red")
         cost = snap.get("total_cost_usd")
-        if isinstance(cost, (int, float)):
+        if isinstance(cost, (int, float)) and not snap.get("scripted"):  # scripted tokens cost nothing
             text.append(f"  │  cost ${cost:.2f}")
         started = snap.get("started_at")
         if isinstance(started, (int, float)):
             text.append(f"  │  up {format_duration(CLOCK() - started)}")
-        if snap.get("scripted"):
-            text.append("  │  ")
-            text.append(" SCRIPTED DEMO MODEL ", style="bold black on yellow")
+        if self.connection == "connected" and snap.get("pid"):
+            text.append(f"  │  pid {snap['pid']}", style="dim")
         self.update(text)
