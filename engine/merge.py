@@ -310,6 +310,30 @@ def _cli(args: argparse.Namespace) -> int:
         names = ", ".join(lane.name for lane in config.lanes)
         print(f"autoresearch-tui merge: no lane {args.lane!r} (lanes: {names})", file=sys.stderr)
         return 1
+    from engine.daemon import running_pid
+
+    if running_pid(workspace):
+        # The engine owns the lanes while it runs: it merges, logs the event, tells the UIs.
+        import asyncio
+
+        from engine.client import EngineClient, EngineClientError
+        from engine.protocol import socket_path
+
+        async def through_engine() -> dict:
+            client = await EngineClient.connect(socket_path(workspace.root))
+            try:
+                return await client.request_raw("merge", lane=args.lane)
+            finally:
+                await client.close()
+
+        try:
+            reply = asyncio.run(through_engine())
+        except EngineClientError as exc:
+            print(f"autoresearch-tui merge: {exc}", file=sys.stderr)
+            return 1
+        message = (reply.get("result") or {}).get("message") or reply.get("error", "merge failed")
+        print(message, file=sys.stdout if reply.get("ok") else sys.stderr)
+        return 0 if reply.get("ok") else 1
     result = merge_lane(workspace, args.lane)
     if workspace.lane_dir(args.lane).is_dir():
         log = EventLog(workspace.events_path(args.lane))

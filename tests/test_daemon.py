@@ -278,3 +278,28 @@ async def test_stop_experiment_writes_the_report_and_keeps_forks_unless_safe(tmp
     archived = cli("stop-experiment", "--archive-runs", "--remove-forks", config=config)
     assert archived.returncode == 0, archived.stderr
     assert not workspace.fork_dir("a").exists()
+
+
+async def test_merge_command_goes_through_a_running_engine(tmp_path, model, daemons):
+    config = make_workspace(tmp_path, repo_files={"bench.py": "print('x')\n", "model.py": "x = 1\n"})
+    model.set_script([
+        Turn.tool("Bash", {"command": "git commit -q --allow-empty -m baseline"}),
+        Turn.tool(RECORD_RUN, {"status": "keep", "description": "baseline", "metric": 10.0}),
+        Turn.tool("Bash", {"command": "echo 'x = 2' > model.py && git commit -qam faster"}),
+        Turn.tool(RECORD_RUN, {"status": "keep", "description": "faster", "metric": 8.0}),
+    ] + [Turn.tool("Bash", {"command": "sleep 0.3"})] * 100)
+    daemons(config, model, tmp_path / "home")
+    await wait_until(lambda: len(read_ledger(Workspace(config).ledger_path("a"), "step_time_ms")[0]) == 2,
+                     timeout=60, what="two recorded runs")
+    merged = cli("merge", "a", config=config)
+    assert merged.returncode == 0, merged.stderr
+    assert "-20.0%" in merged.stdout
+    main = Workspace(config).main_repo
+    assert (main / "model.py").read_text() == "x = 2\n"
+    client = await connect(config)
+    events = (await client.request("history", lane="a", types=["merge"]))["events"]
+    await client.request("stop_engine")
+    await client.close()
+    assert events and events[-1]["ok"] is True  # logged by the engine, seen by every UI
+    again = cli("merge", "nope", config=config)
+    assert again.returncode != 0

@@ -124,3 +124,13 @@ def test_attach_explains_when_the_engine_cannot_start(tmp_path, monkeypatch, cap
     monkeypatch.setattr(tui.main, "spawn_daemon", refuse)
     assert tui.main.attach(argparse.Namespace(config=str(config.path))) == 1
     assert "cannot start the engine: the engine exited at start" in capsys.readouterr().err
+
+
+def test_benchmark_output_streams_into_the_transcript():
+    from tui.feed import transcript_lines
+
+    assert transcript_lines({"ts": 0, "lane": "a", "type": "run_output", "text": "step 1\nstep 2\n"}) == [
+        "  ┊ step 1", "  ┊ step 2"]
+    finished = transcript_lines({"ts": 0, "lane": "a", "type": "run_finished", "run_id": "0001", "status": "ok",
+                                 "seconds": 3.2, "summary": {"step_time_median_s": 0.0053}})
+    assert finished[0].endswith("■ run 0001 ok in 3.2s: step_time_ms 5.3")

@@ -90,6 +90,16 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
         return [f"{t} ⛔ stop blocked ({event.get('kind', '?')}): {clean(event.get('reason', ''))}"]
     if kind == "stop_allowed":
         return [f"{t} ✓ stop allowed: {clean(event.get('reason', ''))}"]
+    if kind == "run_started":
+        return [f"{t} ▶ run {event.get('run_id')} started: {clean(event.get('description', ''))}"]
+    if kind == "run_output":  # the benchmark's own output, streamed while it runs
+        return ["  ┊ " + line for line in clean(event.get("text", "")).rstrip("\n").split("\n")]
+    if kind == "run_finished":
+        summary = event.get("summary") or {}
+        median = summary.get("step_time_median_s")
+        figure = f": step_time_ms {median * 1000:.4g}" if isinstance(median, (int, float)) else ""
+        return [f"{t} ■ run {event.get('run_id')} {event.get('status')} in "
+                f"{event.get('seconds', 0):.1f}s{figure}"]
     if kind == "metric" and event.get("kind") != "summary":
         return []  # per-step metrics are too many for the transcript; the lane list shows them
     if kind in ("cost", "session"):
