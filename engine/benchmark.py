@@ -145,6 +145,8 @@ async def run_benchmark(
 
 def read_run_metrics(path: Path) -> tuple[dict | None, str | None, list[str]]:
     """The last summary and profile records of a run's metrics.jsonl (bad lines warned)."""
+    from engine.metrics import MetricsParseError, parse_metrics_line
+
     summary = profile = None
     warnings: list[str] = []
     if not path.exists():
@@ -153,15 +155,13 @@ def read_run_metrics(path: Path) -> tuple[dict | None, str | None, list[str]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            warnings.append(f"metrics.jsonl line {number} is not JSON: {line[:80]!r}")
-            continue
-        if not isinstance(record, dict):
+            record = parse_metrics_line(line)
+        except MetricsParseError as exc:
+            warnings.append(f"metrics.jsonl line {number}: {exc}")
             continue
         if record.get("kind") == "summary":
             summary = record
-        elif record.get("kind") == "profile" and isinstance(record.get("dir"), str):
+        elif record.get("kind") == "profile":
             profile = record["dir"]
     return summary, profile, warnings
 

@@ -9,15 +9,14 @@ step line: the picture people want in the morning. Both files are written atomic
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
+import io
 import time
 from pathlib import Path
 from typing import Any
 
 from engine.events import read_events
 from engine.ledger import compute_frontier, read_ledger
-from engine.workspace import Workspace, atomic_write_text
+from engine.workspace import Workspace, atomic_write_bytes, atomic_write_text
 
 
 def _fmt(value: float | None, digits: int = 6) -> str:
@@ -158,17 +157,9 @@ def render_plot(workspace: Workspace, lanes: list[dict[str, Any]], path: Path) -
         ax.text(0.5, 0.5, "no runs with a metric yet", ha="center", va="center",
                 transform=ax.transAxes)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def write_report(workspace: Workspace) -> Path:
