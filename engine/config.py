@@ -155,7 +155,10 @@ def load_config(path: Path | str, *, check_repo: bool = True) -> Config:
     if check_repo and not config.repo_path.is_dir():
         line = _line_of(text, ("experiment", "repo"))
         where = f"{path}:{line}" if line else str(path)
-        raise ConfigError(f"{where}: experiment.repo: no such folder {config.repo_path}")
+        hint = ""
+        if config.experiment.repo == ExperimentConfig.model_fields["repo"].default:
+            hint = f" (run `autoresearch-tui init {path.parent}` to create the bundled example there)"
+        raise ConfigError(f"{where}: experiment.repo: no such folder {config.repo_path}{hint}")
     return config
 
 

@@ -140,6 +140,7 @@ class Lane:
         self._in_turn = False
         self._why_continue = "resumed"
         self.benchmark_running = False
+        self._interrupted = False
 
     # ----------------------------------------------------------------- events & state
     @property
@@ -225,11 +226,13 @@ class Lane:
 
     async def nudge(self, idle_s: float) -> None:
         """A running lane went silent: interrupt the stuck turn and continue the loop."""
-        reason = f"no activity for {idle_s / 60:.0f} minutes while running"
+        idle = f"{idle_s / 60:.0f} minutes" if idle_s >= 90 else f"{idle_s:.0f} s"
+        reason = f"no activity for {idle} while running"
         self._why_continue = f"nudged: {reason}"
         self.emit("injection", kind="nudge", reason=reason)
         client = self._client
         if client is not None and self._in_turn:
+            self._interrupted = True  # the error result that follows is ours, not a failure
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.interrupt(), timeout=10)
 
@@ -248,6 +251,7 @@ class Lane:
         self._wake.set()
         client = self._client
         if client is not None and self._in_turn:
+            self._interrupted = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.interrupt(), timeout=5)
         if self._task is not None and not self._task.done():
@@ -324,12 +328,14 @@ class Lane:
                     # or the CLI ended it on its own; a running lane simply continues.
                     if self.state == PAUSING:
                         self.set_state(PAUSED, "the agent stopped while pausing")
-                    self._why_continue = "resumed" if self.state in IDLE_STATES else "the turn ended"
+                    if not self._interrupted:  # a nudge already said why the lane goes on
+                        self._why_continue = "resumed" if self.state in IDLE_STATES else "the turn ended"
             finally:
                 self._client = None
 
     async def _turn(self, client: ClaudeSDKClient, prompt: str) -> None:
         self._in_turn = True
+        self._interrupted = False
         self.emit("injection", kind="prompt", reason="turn started", text=prompt)
         try:
             await client.query(prompt)
@@ -542,7 +548,10 @@ class Lane:
                 self.record.counters.cost_usd += float(message.total_cost_usd)
                 self.emit("cost", turn_cost_usd=message.total_cost_usd,
                           total_cost_usd=round(self.record.counters.cost_usd, 6))
-            if message.is_error:
+            if message.is_error and self._interrupted:
+                self.emit("lane_state", state=self.state, previous=self.state,
+                          reason="the agent's turn was interrupted by the engine")
+            elif message.is_error:
                 status = getattr(message, "api_error_status", None)
                 detail = "; ".join(message.errors or []) or message.result or message.subtype
                 raise SessionError(f"the session ended with an error (HTTP {status}): {detail}"

@@ -255,3 +255,18 @@ async def test_repeated_failures_put_the_lane_in_needs_attention(tmp_path, model
     errors = [e for e in read_events(engine.workspace.events_path("a")) if e["type"] == "error"
               and e["where"] == "session"]
     assert [e["consecutive_failures"] for e in errors] == [1, 2]
+
+
+async def test_a_silent_running_lane_is_nudged(tmp_path, model):
+    config = make_workspace(tmp_path, loop="idle_nudge_minutes = 0.03")  # ~2 s of silence
+    model.set_script([bash("python3 -c \"import time; time.sleep(30)\""), bash("echo after-the-nudge")])
+    engine = make_engine(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: any(r.contains("nudged: no activity") for r in model.main_requests),
+                         timeout=60, what="the nudge to reach the model")
+    finally:
+        await engine.stop()
+    nudges = [e for e in read_events(engine.workspace.events_path("a"))
+              if e["type"] == "injection" and e.get("kind") == "nudge"]
+    assert nudges and "no activity" in nudges[0]["reason"]
