@@ -342,7 +342,7 @@ def configure_logging(workspace: Workspace) -> None:
     root.setLevel(logging.INFO)
 
 
-def spawn_daemon(config: Config, *, env: dict[str, str] | None = None, timeout: float = 20.0) -> int:
+def spawn_daemon(config: Config, *, env: dict[str, str] | None = None, timeout: float = 60.0) -> int:
     """Start the engine detached (its own session: SIGHUP from a closing terminal misses it)
     and wait until its socket answers. Returns the pid."""
     workspace = Workspace(config)
@@ -369,4 +369,6 @@ def spawn_daemon(config: Config, *, env: dict[str, str] | None = None, timeout: 
                 probe.close()
                 return process.pid
         time.sleep(0.05)
-    raise DaemonError(f"the engine did not answer within {timeout:.0f}s; see {log_path(workspace)}")
+    process.kill()  # never leave a half-started engine behind to run unseen
+    raise DaemonError(f"the engine did not answer within {timeout:.0f}s (stopped it); "
+                      f"see {log_path(workspace)}")

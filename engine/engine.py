@@ -66,7 +66,7 @@ class Engine:
         from engine.demo_agent import DemoAgent
         from engine.scripted_model import ScriptedModelServer, cli_env
 
-        self.scripted_model = ScriptedModelServer(script=DemoAgent(self.config)).start()
+        self.scripted_model = ScriptedModelServer(script=DemoAgent(self.config), keep_requests=4).start()
         home = self.workspace.state_dir / "demo-home"
         self.env.update(cli_env(home, self.scripted_model.base_url))
 

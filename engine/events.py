@@ -73,6 +73,8 @@ class EventLog:
         event = redact_values(event)
         line = json.dumps(event, ensure_ascii=False, default=str) + "\n"
         with self._lock:
+            if self._file.closed:  # a lane restarted after a stop writes on
+                self._file = open(self.path, "a", encoding="utf-8")
             self._file.write(line)
             self._file.flush()
             if self._file.tell() >= self.rotate_bytes:

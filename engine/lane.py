@@ -188,19 +188,24 @@ class Lane:
         return self._task
 
     def pause(self) -> str:
-        if self.state in (PAUSED, STOPPED):
+        if self.state in (PAUSED, STOPPED, STOPPING):
             return f"lane {self.name} is already {self.state}"
-        self.set_state(PAUSING if self._in_turn else PAUSED, "paused by the user")
-        return f"lane {self.name} pausing: the agent may stop at the end of its current step"
+        if self._in_turn:
+            self.set_state(PAUSING, "paused by the user")
+            return f"lane {self.name} pausing: the agent may stop at the end of its current step"
+        self.set_state(PAUSED, "paused by the user")
+        return f"lane {self.name} paused"
 
     def resume(self) -> str:
-        if self.state == STOPPED:
-            return f"lane {self.name} is stopped"
         if self.state in (RUNNING, STARTING):
             return f"lane {self.name} is already running"
+        if self.state == STOPPING:
+            return f"lane {self.name} is stopping; resume it once it has stopped"
         self.record.counters.consecutive_failures = 0
         self.set_state(RUNNING, "resumed by the user")
         self._wake.set()
+        if self._task is None or self._task.done():  # stopped, or never got a session going
+            self.start()
         return f"lane {self.name} resumed"
 
     def request_retrospective(self) -> str:
@@ -590,7 +595,7 @@ class Lane:
         ])
 
     def _resume_prompt(self) -> str:
-        return self._continue_prompt("the engine restarted; your session was resumed")
+        return self._continue_prompt("the engine restarted; your session was resumed")  # also after a lane stop
 
     def _continue_prompt(self, why: str) -> str:
         return "\n\n".join(filter(None, [

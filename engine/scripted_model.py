@@ -528,7 +528,12 @@ class ScriptedModelServer:
         input_tokens: int | None = None,
         classify: Callable[[str, str, Any], RequestKind] = classify_request,
         host: str = "127.0.0.1",
+        keep_requests: int | None = None,
     ) -> None:
+        # None keeps every request (tests assert on them); a long-running demo keeps only the
+        # newest: each request carries the whole conversation, so keeping all grows quadratically.
+        self.keep_requests = keep_requests
+        self._request_count = 0
         self.final_text = final_text
         self.aux_text = aux_text
         self.compact_summary = compact_summary
@@ -698,7 +703,7 @@ class ScriptedModelServer:
         }
         with self._lock:
             req = ModelRequest(
-                index=len(self._requests),
+                index=self._request_count,
                 method=method,
                 path=parts.path,
                 query=parse_qs(parts.query),
@@ -708,6 +713,9 @@ class ScriptedModelServer:
                 kind=self._classify(method, parts.path, body),
             )
             self._requests.append(req)
+            self._request_count += 1
+            if self.keep_requests is not None and len(self._requests) > 2 * self.keep_requests:
+                del self._requests[: -self.keep_requests]
             self._changed.notify_all()
             return req
 

@@ -270,3 +270,24 @@ async def test_a_silent_running_lane_is_nudged(tmp_path, model):
     nudges = [e for e in read_events(engine.workspace.events_path("a"))
               if e["type"] == "injection" and e.get("kind") == "nudge"]
     assert nudges and "no activity" in nudges[0]["reason"]
+
+
+async def test_a_stopped_lane_can_be_resumed_with_its_session(tmp_path, model):
+    config = make_workspace(tmp_path)
+    model.set_script(lambda request: bash("sleep 0.2; echo step"))
+    engine = make_engine(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(model.main_requests) >= 2, what="the session to start")
+        assert await engine.stop_lane("a") == "lane a stopped"
+        session = engine.lanes["a"].record.session_id
+        stopped_at = len(model.main_requests)
+        assert engine.pause("a") == "lane a is already stopped"
+        assert engine.resume("a") == "lane a resumed"
+        await wait_until(lambda: len(model.main_requests) >= stopped_at + 2, what="work after the resume")
+        resumed = model.main_requests[stopped_at]
+    finally:
+        await engine.stop()
+    assert resumed.session_id == session and resumed.contains("session was resumed")
+    states = [e["state"] for e in read_events(engine.workspace.events_path("a")) if e["type"] == "lane_state"]
+    assert "running" in states[states.index("stopped"):]  # logged after the stop, in the same file

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -90,6 +91,9 @@ def stop_daemon(config) -> None:
         deadline = time.monotonic() + 30
         while running_pid(workspace) and time.monotonic() < deadline:
             time.sleep(0.1)
+    pid = running_pid(workspace)
+    if pid and pid > 0:  # never leave a test's engine running (it would spend and grow)
+        os.kill(pid, signal.SIGKILL)
 
 
 # ------------------------------------------------------------------ deterministic data
