@@ -116,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{args.lanes} lanes, {LINES_PER_EVENT} lines per event, {args.seconds:.0f}s per mode, headless 200x60")
     for mode in ("lane", "grid"):
-        for rate in (args.rate // 4, args.rate):
+        for rate in (0, args.rate // 4, args.rate):  # 0: the idle anchor for key latency
             r = asyncio.run(run(mode, args.seconds, rate, args.lanes))
             print(f"{r['mode']:>5} view  offered {r['offered_lines_s']:>7,} lines/s  ingested {r['ingested_lines_s']:>9,.0f}"
                   f"  rendered {r['rendered_lines_s']:>8,.0f} lines/s  key→screen p50 {r['p50_ms']:.0f} ms"

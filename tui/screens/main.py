@@ -247,7 +247,8 @@ class MainScreen(Screen[None]):
             return
         self.selected = name
         self.update_cards()
-        self.show_lane()
+        if not self.grid_mode:  # the hidden lane view is rebuilt when the grid is left
+            self.show_lane()
         if self.grid_mode:
             pane = self.query_one(LaneGrid).panes().get(name)
             if pane is not None:
