@@ -340,6 +340,9 @@ def configure_logging(workspace: Workspace) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # Per-change chatter (watchfiles, the SDK finding its CLI) would bury what matters.
+    for noisy in ("watchfiles", "claude_agent_sdk"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def spawn_daemon(config: Config, *, env: dict[str, str] | None = None, timeout: float = 60.0) -> int:

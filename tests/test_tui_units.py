@@ -134,3 +134,42 @@ def test_benchmark_output_streams_into_the_transcript():
     finished = transcript_lines({"ts": 0, "lane": "a", "type": "run_finished", "run_id": "0001", "status": "ok",
                                  "seconds": 3.2, "summary": {"step_time_median_s": 0.0053}})
     assert finished[0].endswith("■ run 0001 ok in 3.2s: step_time_ms 5.3")
+
+
+async def test_transcript_follows_the_tail_across_lane_switches_until_the_user_scrolls_up():
+    from textual.app import App, ComposeResult
+
+    from tui.feed import LaneFeed
+    from tui.widgets.transcript import TranscriptLog
+
+    def feed_with(name: str, start: int, count: int, feed: LaneFeed | None = None) -> LaneFeed:
+        feed = feed or LaneFeed(name)
+        for i in range(start, start + count):
+            feed.append_event({"ts": 1000.0 + i, "lane": name, "type": "assistant_text", "text": f"{name} line {i}"})
+        return feed
+
+    class One(App):
+        def compose(self) -> ComposeResult:
+            yield TranscriptLog(max_lines=300)
+
+    app = One()
+    async with app.run_test(size=(80, 20)) as pilot:
+        log = app.query_one(TranscriptLog)
+        a, b = feed_with("a", 0, 500), feed_with("b", 0, 50)
+        for feed in (a, b, a):  # lane switches: clear and rewrite
+            log.sync(feed)
+            await pilot.pause()
+        for chunk in range(5):  # live output keeps arriving, the log is full and prunes
+            log.sync(feed_with("a", 500 + chunk * 40, 40, a))
+            await pilot.pause()
+        assert log.scroll_y == log.max_scroll_y and "a line 699" in log.lines[-1]
+        await pilot.press("pageup")  # the user scrolls up to read: the view must stay put
+        held = log.scroll_y
+        log.sync(feed_with("a", 700, 10, a))
+        await pilot.pause()
+        assert not log.follow and log.scroll_y <= held
+        await pilot.press("end")  # back at the end: following again
+        log.sync(feed_with("a", 710, 10, a))
+        await pilot.pause()
+        await pilot.pause()
+        assert log.follow and log.scroll_y == log.max_scroll_y
