@@ -41,5 +41,6 @@ def attach(args: argparse.Namespace) -> int:
         print("engine stopping: lanes stop and logs are flushed")
     else:
         print(f"detached: the engine keeps running (pid {pid}). "
-              f"Re-attach: autoresearch-tui --config {config.path}")
+              f"Re-attach: autoresearch-tui --config {config.path}  "
+              f"Stop it: autoresearch-tui stop --config {config.path}")
     return 0
