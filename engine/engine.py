@@ -10,15 +10,24 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import sys
 import time
+import tomllib
 from typing import Any, Callable
 
-from engine import policy
-from engine.config import Config, LaneConfig, LANE_NAME_PATTERN
+import tomli_w
+
+from engine import ledger, policy
+from engine.config import LANE_NAME_PATTERN, Config, LaneConfig
+from engine.device import lane_chips, load_monitoring, read_device_figures
 from engine.events import Event
-from engine.lane import STOPPED, Lane
-from engine.workspace import Workspace
+from engine.lane import RUNNING, STOPPED, Lane
+from engine.merge import merge_lane
+from engine.metrics import MetricsWatcher
+from engine.runs import merge_preview, run_details
+from engine.tools import build_tool_server, frontier_view
+from engine.workspace import Workspace, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +72,7 @@ class Engine:
 
     def _start_scripted_model(self) -> None:
         """The offline demo: lanes talk to the bundled scripted model, never to a real API."""
-        from engine.demo_agent import DemoAgent
+        from engine.demo_agent import DemoAgent  # only in demo workspaces
         from engine.scripted_model import ScriptedModelServer, cli_env
 
         self.scripted_model = ScriptedModelServer(script=DemoAgent(self.config), keep_requests=4).start()
@@ -95,8 +104,6 @@ class Engine:
             ledger_view=self._ledger_view,
         )
         self.lanes[name] = lane
-        from engine.metrics import MetricsWatcher
-
         watcher = MetricsWatcher(name, self.workspace.runs_dir(name), self.config.experiment.direction,
                                  lane.log_event, metric=self.config.experiment.metric)
         watcher.scan_once(emit=False)  # state from disk; those events are already logged
@@ -104,33 +111,27 @@ class Engine:
         return lane
 
     def _tool_server(self, lane: Lane):
-        from engine.tools import build_tool_server
-
         return build_tool_server(self, lane)
 
     def _ledger_view(self, lane: str) -> policy.LedgerView:
-        from engine.tools import frontier_view
-
         return frontier_view(self.workspace, lane)
 
-    async def start(self) -> None:
-        for name, lane in self.lanes.items():
-            self._start_lane(name)
-        watchdog = asyncio.create_task(self._watchdog(), name="idle-watchdog")
-        self._background.add(watchdog)
-        watchdog.add_done_callback(self._background.discard)
-        from engine.device import load_monitoring
+    def _in_background(self, coroutine, name: str) -> None:
+        """A task that lives until stop(): watchers, the watchdog, the device poller."""
+        task = asyncio.create_task(coroutine, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
+    async def start(self) -> None:
+        for name in self.lanes:
+            self._start_lane(name)
+        self._in_background(self._watchdog(), "idle-watchdog")
         monitoring = await asyncio.to_thread(load_monitoring)
         if monitoring is not None:
-            poller = asyncio.create_task(self._poll_device(monitoring), name="device")
-            self._background.add(poller)
-            poller.add_done_callback(self._background.discard)
+            self._in_background(self._poll_device(monitoring), "device")
 
     async def _poll_device(self, monitoring, period_s: float = 5.0) -> None:
         """TPU duty cycle and HBM per lane (its TPU_VISIBLE_DEVICES chips, else all)."""
-        from engine.device import lane_chips, read_device_figures
-
         while not self._watch_stop.is_set():
             for name, lane in list(self.lanes.items()):
                 chips = lane_chips(self.config.lane(name).env) if lane._configured() else None
@@ -142,8 +143,6 @@ class Engine:
 
     async def _watchdog(self, period_s: float = 30.0) -> None:
         """Revive lanes whose agent went quiet while they should be running."""
-        from engine.lane import RUNNING
-
         limit = self.config.loop.idle_nudge_minutes * 60
         while not self._watch_stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
@@ -156,9 +155,7 @@ class Engine:
 
     def _start_lane(self, name: str) -> None:
         self.lanes[name].start()
-        task = asyncio.create_task(self.watchers[name].run(self._watch_stop), name=f"metrics-{name}")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._in_background(self.watchers[name].run(self._watch_stop), f"metrics-{name}")
 
     async def run_until_stopped(self, duration: float | None = None,
                                 stop_event: asyncio.Event | None = None) -> None:
@@ -209,8 +206,6 @@ class Engine:
         return f"lane {lane} stopped"
 
     def add_lane(self, name: str, focus: str = "") -> str:
-        import re
-
         if not re.match(LANE_NAME_PATTERN, name):
             raise EngineError(f"invalid lane name {name!r}: letters, digits, '-', '_' and '.' only")
         if name in self.lanes:
@@ -223,10 +218,6 @@ class Engine:
         return f"lane {name} added"
 
     def _persist_added_lane(self, name: str, focus: str) -> None:
-        import tomllib
-
-        import tomli_w
-
         path = self.config.path
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -237,13 +228,9 @@ class Engine:
         if focus:
             entry["focus"] = focus
         data.setdefault("lanes", []).append(entry)
-        from engine.workspace import atomic_write_text
-
         atomic_write_text(path, tomli_w.dumps(data))
 
     async def merge_lane(self, lane: str) -> dict[str, Any]:
-        from engine.merge import merge_lane
-
         target = self.lane(lane)
         result = await asyncio.to_thread(merge_lane, self.workspace, lane)
         fields = result.event_fields()
@@ -252,14 +239,10 @@ class Engine:
 
     async def merge_preview(self, lane: str) -> dict[str, Any]:
         """What `merge` would do: the metric change and the commits it brings."""
-        from engine.runs import merge_preview
-
         self.lane(lane)
         return await asyncio.to_thread(merge_preview, self.workspace, lane)
 
     async def ledger(self, lane: str) -> dict[str, Any]:
-        from engine import ledger
-
         self.lane(lane)
         rows, warnings = await asyncio.to_thread(
             ledger.read_ledger, self.workspace.ledger_path(lane), self.config.experiment.metric)
@@ -269,14 +252,10 @@ class Engine:
                 "frontier": frontier.to_dict(self.config.loop.plateau_runs), "warnings": warnings}
 
     async def run_details(self, lane: str, run_id: str) -> dict[str, Any]:
-        from engine.runs import run_details
-
         self.lane(lane)
         return await asyncio.to_thread(run_details, self.workspace, lane, run_id)
 
     def lane_snapshot(self, name: str) -> dict[str, Any]:
-        from engine import ledger
-
         data = self.lanes[name].snapshot()
         try:
             frontier, warnings = ledger.lane_frontier(self.workspace, name)
