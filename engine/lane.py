@@ -549,7 +549,8 @@ class Lane:
         elif isinstance(message, ResultMessage):
             if message.session_id and message.session_id != self.record.session_id:
                 self.record.session_id = message.session_id
-            if message.total_cost_usd is not None:
+            # The CLI prices tokens as if they were real; a scripted demo model costs nothing.
+            if message.total_cost_usd is not None and not self.config.agent.scripted_demo:
                 self.record.counters.cost_usd += float(message.total_cost_usd)
                 self.emit("cost", turn_cost_usd=message.total_cost_usd,
                           total_cost_usd=round(self.record.counters.cost_usd, 6))
