@@ -316,6 +316,21 @@ def valid_session_id(value: object) -> bool:
     return isinstance(value, str) and bool(_SESSION_ID.match(value)) and ".." not in value
 
 
+def armed_session(data: dict, state: "State", hook: str, otherwise: str) -> str | None:
+    """The session id when this session is armed (has a marker); None for every other case.
+
+    An unusable id is logged (only where the hooks are in use); an unarmed session is not
+    ours and passes silently."""
+    session_id = data.get("session_id")
+    if not valid_session_id(session_id):
+        if session_id is not None or state.sessions.is_dir():
+            state.log(hook, f"no usable session_id in the input ({session_id!r}); {otherwise}")
+        return None
+    if not state.marker_path(session_id).exists():
+        return None
+    return session_id
+
+
 def append_event(lane_dir: str | Path, lane: str, type_: str, **fields: object) -> None:
     """One event in the lane's events.jsonl (DESIGN.md event format); never raises."""
     try:

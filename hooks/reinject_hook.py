@@ -22,19 +22,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import State, append_event, policy, run_hook, valid_session_id  # noqa: E402
+from _common import State, append_event, armed_session, policy, run_hook  # noqa: E402
 
 NAME = "reinject_hook"
 
 
 def handle(data: dict, state: State) -> dict | None:
-    session_id = data.get("session_id")
-    if not valid_session_id(session_id):
-        if session_id is not None or state.sessions.is_dir():
-            state.log(NAME, f"no usable session_id in the input ({session_id!r}); nothing to do")
+    session_id = armed_session(data, state, NAME, "nothing to do")
+    if session_id is None:
         return None
-    if not state.marker_path(session_id).exists():
-        return None  # not armed
     P = policy()
     event = data.get("hook_event_name")
     now = time.time()

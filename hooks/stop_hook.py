@@ -20,20 +20,16 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (  # noqa: E402
-    State, append_event, condensed, ledger_view, policy, run_hook, valid_session_id,
+    State, append_event, condensed, ledger_view, policy, run_hook, armed_session,
 )
 
 NAME = "stop_hook"
 
 
 def handle(data: dict, state: State) -> dict | None:
-    session_id = data.get("session_id")
-    if not valid_session_id(session_id):
-        if session_id is not None or state.sessions.is_dir():
-            state.log(NAME, f"no usable session_id in the input ({session_id!r}); allowing the stop")
+    session_id = armed_session(data, state, NAME, "allowing the stop")
+    if session_id is None:
         return None
-    if not state.marker_path(session_id).exists():
-        return None  # not armed: not ours
     P = policy()
     with state.lock(session_id):
         marker = state.load_marker(session_id, NAME)
