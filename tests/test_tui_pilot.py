@@ -107,8 +107,9 @@ async def test_lane_keys_tab_and_grid_zoom(engine_ws):
         await until(pilot, lambda: all(p.log_widget.line_count > 0 for p in main.query(GridPane)),
                     what="both panes streaming")
         await pilot.press("2")
-        assert app.focused is main.query_one(LaneGrid).panes()["b"]
-        await pilot.press("enter")
+        panes = main.query_one(LaneGrid).panes()
+        assert panes["b"].has_class("-selected") and not panes["a"].has_class("-selected")
+        await pilot.press("enter")  # zooms into the highlighted lane
         assert main.query_one("#switcher").current == "lane-view" and main.selected == "b"
 
 

@@ -32,6 +32,13 @@ class GridPane(Vertical, can_focus=True):
             super().__init__()
             self.lane = lane
 
+    class Clicked(Message):
+        """A click selects this pane's lane."""
+
+        def __init__(self, lane: str):
+            super().__init__()
+            self.lane = lane
+
     def __init__(self, lane: str, **kwargs: Any):
         super().__init__(**kwargs)
         self.lane = lane
@@ -69,3 +76,4 @@ class GridPane(Vertical, can_focus=True):
 
     def on_click(self) -> None:
         self.focus()
+        self.post_message(self.Clicked(self.lane))
