@@ -45,7 +45,9 @@ def config_from_args(args: argparse.Namespace, *, check_repo: bool = True) -> Co
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autoresearch-tui",
-        description="Run guarded Claude autoresearch loops side by side.",
+        description="Run guarded Claude autoresearch loops side by side. With no COMMAND, "
+        "attach the terminal UI to this workspace's engine, starting the engine if none runs.",
+        epilog="Try it offline: autoresearch-tui demo",
     )
     parser.add_argument("--config", help="autoresearch.toml (default: nearest from cwd upward)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
