@@ -114,8 +114,9 @@ def format_event(event: Event) -> str:
     elif kind in ("stop_blocked", "stop_allowed", "injection", "retrospective", "tool_denied"):
         detail = " ".join(str(x) for x in (event.get("kind") or event.get("phase") or "", event.get("reason", "")) if x)
     elif kind == "run_recorded":
-        detail = (f"{event.get('run_id')} {event.get('status')} {event.get('metric_value')} "
-                  f"{_one_line(event.get('description', ''))}")
+        value = event.get("metric_value")
+        shown = f"{value:.6g}" if isinstance(value, (int, float)) else "-"
+        detail = f"{event.get('run_id')} {event.get('status')} {shown} {_one_line(event.get('description', ''))}"
     elif kind == "merge":
         detail = event.get("message", "")
     elif kind in ("error", "warning"):

@@ -74,3 +74,16 @@ def test_any_line_is_parsed_or_refused_with_a_sentence(line):
         assert str(exc) and "\n" not in str(exc)
     else:
         assert request["op"] in protocol.OPS
+
+
+def test_event_lines_for_people_are_short_and_rounded():
+    from engine.commands import format_event
+
+    line = format_event({"ts": 0, "lane": "a", "type": "run_recorded", "run_id": "0001", "status": "keep",
+                         "metric_value": 47.525999999999996, "description": "baseline\nwith a newline"})
+    assert line.endswith("run_recorded   0001 keep 47.526 baseline with a newline")
+    crash = format_event({"ts": 0, "lane": "b", "type": "run_recorded", "run_id": "0002", "status": "crash",
+                          "metric_value": None, "description": "oom"})
+    assert "0002 crash - oom" in crash
+    long_text = format_event({"ts": 0, "lane": "a", "type": "assistant_text", "text": "x" * 1000})
+    assert len(long_text) < 220 and long_text.endswith("…")
