@@ -22,7 +22,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.client import EngineClient  # noqa: E402
-from engine.config import load_config  # noqa: E402
 from engine.daemon import running_pid, spawn_daemon  # noqa: E402
 from engine.events import read_events  # noqa: E402
 from engine.protocol import socket_path  # noqa: E402

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from engine.metrics import read_run_summary
 from engine.orphans import pdeathsig_prefix
 
 LOG_TAIL_LINES = 40
@@ -135,35 +136,12 @@ async def run_benchmark(
                            f"{hang_timeout_s:g}s (hang_timeout_s)\n".encode())
     if status == "ok" and process.returncode != 0:
         status = "crash"
-    summary, profile_dir, warnings = read_run_metrics(metrics_path)
+    summary, profile_dir, warnings = read_run_summary(metrics_path)
     return BenchmarkResult(
         run_id=run_id, run_dir=str(run_dir), status=status, exit_code=process.returncode,
         seconds=time.monotonic() - started, summary=summary, profile_dir=profile_dir,
         log_tail=tail(log_path), warnings=warnings,
     )
-
-
-def read_run_metrics(path: Path) -> tuple[dict | None, str | None, list[str]]:
-    """The last summary and profile records of a run's metrics.jsonl (bad lines warned)."""
-    from engine.metrics import MetricsParseError, parse_metrics_line
-
-    summary = profile = None
-    warnings: list[str] = []
-    if not path.exists():
-        return None, None, warnings
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = parse_metrics_line(line)
-        except MetricsParseError as exc:
-            warnings.append(f"metrics.jsonl line {number}: {exc}")
-            continue
-        if record.get("kind") == "summary":
-            summary = record
-        elif record.get("kind") == "profile":
-            profile = record["dir"]
-    return summary, profile, warnings
 
 
 def tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 16384) -> str:

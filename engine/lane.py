@@ -426,6 +426,7 @@ class Lane:
         last = input_data.get("last_assistant_message") or self._last_assistant_text
         spent = bool(self.config.agent.max_budget_usd) and (
             self.record.counters.cost_usd >= self.config.agent.max_budget_usd)
+        view = self._safe_ledger_view()  # read once: the decision and the message share it
         decision = policy.decide_stop(
             self.record.policy,
             self.settings,
@@ -433,7 +434,7 @@ class Lane:
                 lane_state=self.state,
                 last_assistant_message=last if isinstance(last, str) else "",
                 budget_spent=spent,
-                ledger=self._safe_ledger_view(),
+                ledger=view,
             ),
         )
         if not decision.blocks:
@@ -442,7 +443,7 @@ class Lane:
                 self.set_state(NEEDS_ATTENTION, decision.reason)
             self.save()
             return {}
-        message = self._block_message(decision)
+        message = self._block_message(decision, view)
         self.emit("stop_blocked", kind=decision.kind, reason=decision.reason,
                   stops_blocked=self.record.policy.stops_blocked, message=message)
         if decision.kind == "retrospective":
@@ -450,7 +451,7 @@ class Lane:
         self.save()
         return {"decision": "block", "reason": message}
 
-    def _block_message(self, decision: policy.StopDecision) -> str:
+    def _block_message(self, decision: policy.StopDecision, view: policy.LedgerView) -> str:
         messages = self._take_pending_messages()
         if decision.kind == "retrospective":
             body = render_skill("create-retrospective", self.variables)
@@ -459,10 +460,10 @@ class Lane:
             body = condensed_program(self.program)
             head = ("[autoresearch] Do not stop: the loop is still running and the user is away. "
                     "Continue with the next experiment now.")
-        return "\n\n".join(filter(None, [head, messages, self._state_line(), body]))
+        return "\n\n".join(filter(None, [head, messages, self._state_line(view), body]))
 
-    def _state_line(self) -> str:
-        view = self._safe_ledger_view()
+    def _state_line(self, view: policy.LedgerView | None = None) -> str:
+        view = view or self._safe_ledger_view()
         counters = self.record.counters
         return (f"Lane {self.name}: {view.total_runs} runs recorded, {view.runs_since_best} since "
                 f"the last new best; {counters.tool_uses} tool uses; "

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import math
 import os
 import re
@@ -47,7 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.forks import RUN_REF_PREFIX, git, git_out
+from engine.forks import RUN_REF_PREFIX, git
+from engine.metrics import read_run_summary
 from engine.workspace import Workspace
 
 STATUSES = ("keep", "discard", "crash", "inconclusive")
@@ -425,27 +425,6 @@ def latest_unrecorded_run(workspace: Workspace, lane: str) -> tuple[str, Path] |
     return (candidates[-1], runs / candidates[-1]) if candidates else None
 
 
-def read_summary(metrics_path: Path) -> tuple[dict | None, str | None]:
-    """(last valid summary record, last profile dir) of a metrics.jsonl; bad lines skipped."""
-    summary, profile = None, None
-    try:
-        text = Path(metrics_path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None, None
-    for line in text.split("\n"):
-        try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, ValueError):
-            continue
-        if not isinstance(record, dict):
-            continue
-        if record.get("kind") == "summary":
-            summary = record
-        elif record.get("kind") == "profile" and isinstance(record.get("dir"), str):
-            profile = record["dir"]
-    return summary, profile
-
-
 def metrics_from_summary(summary: dict | None, metric: str) -> dict[str, float | None]:
     """The metric and the optional columns from a summary record."""
     summary = summary or {}
@@ -557,7 +536,7 @@ def record_run(workspace: Workspace, lane: str, status: str, description: str,
                 f"the fork has uncommitted changes: the measured code may differ from "
                 f"commit {commit[:10]} (commit before running, reset after a discard)")
 
-        summary, profile_dir = read_summary(run_path / "metrics.jsonl")
+        summary, profile_dir, _ = read_run_summary(run_path / "metrics.jsonl")
         measured = metrics_from_summary(summary, cfg.metric)
         value = _num(metric) if metric is not None else measured["metric"]
         if metric is not None and value is None:

@@ -507,3 +507,30 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def read_run_summary(path: Path | str) -> tuple[Record | None, str | None, list[str]]:
+    """(last summary record, last profile dir, warnings) of a finished run's metrics.jsonl.
+
+    The one reader for the ledger (record_run) and the benchmark answer; bad lines are
+    skipped with a warning naming the line, a missing file is simply no summary."""
+    summary: Record | None = None
+    profile: str | None = None
+    warnings: list[str] = []
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None, None, warnings
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = parse_metrics_line(line)
+        except MetricsParseError as exc:
+            warnings.append(f"metrics.jsonl line {number}: {exc}")
+            continue
+        if record.get("kind") == "summary":
+            summary = record
+        elif record.get("kind") == "profile":
+            profile = record["dir"]
+    return summary, profile, warnings

@@ -3,7 +3,6 @@ a fixed clock, UTC and a fixed terminal size."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
