@@ -21,12 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.client import EngineClient  # noqa: E402
-from engine.daemon import running_pid, spawn_daemon  # noqa: E402
-from engine.events import read_events  # noqa: E402
-from engine.protocol import socket_path  # noqa: E402
-from engine.scripted_model import ScriptedModelServer, Turn, cli_env  # noqa: E402
-from engine.workspace import Workspace, atomic_write_json  # noqa: E402
+from autoresearch_tui.engine.client import EngineClient  # noqa: E402
+from autoresearch_tui.engine.daemon.server import running_pid, spawn_daemon  # noqa: E402
+from autoresearch_tui.engine.core.events import read_events  # noqa: E402
+from autoresearch_tui.engine.protocol import socket_path  # noqa: E402
+from autoresearch_tui.engine.demo.scripted_model import ScriptedModelServer, Turn, cli_env  # noqa: E402
+from autoresearch_tui.engine.workspace import Workspace, atomic_write_json  # noqa: E402
 from tests.support import make_workspace  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -1,4 +1,4 @@
-"""Lane fork creation: `git clone --local` (engine.forks.ensure_fork) vs `cp -r`.
+"""Lane fork creation: `git clone --local` (autoresearch_tui.engine.repo.forks.ensure_fork) vs `cp -r`.
 
 Two repos, generated locally (no network):
   (a) real history: a few thousand commits over a few hundred files (git fast-import);
@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import parse_config  # noqa: E402
-from engine.forks import ensure_fork, git  # noqa: E402
-from engine.workspace import Workspace  # noqa: E402
+from autoresearch_tui.engine.config import parse_config  # noqa: E402
+from autoresearch_tui.engine.repo.forks import ensure_fork, git  # noqa: E402
+from autoresearch_tui.engine.workspace import Workspace  # noqa: E402
 
 WORDS = ("jnp", "lax", "scan", "vmap", "pjit", "shard", "mesh", "dtype", "bf16", "einsum",
          "remat", "carry", "params", "grads", "opt_state", "logits", "loss", "step", "axis")

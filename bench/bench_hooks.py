@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.install_hooks import install  # noqa: E402
+from autoresearch_tui.engine.setup.install_hooks import install  # noqa: E402
 
 HOOKS = ROOT / "hooks"
 ARMED = "11111111-2222-4333-8444-555555555555"

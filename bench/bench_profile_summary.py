@@ -27,7 +27,7 @@ EXAMPLE = ROOT / "examples" / "jax_example"
 MEASURE = r"""
 import json, resource, sys, time, tracemalloc
 import jax.profiler  # imports counted in the baseline
-from engine.profile_summary import summarize
+from autoresearch_tui.engine.profile.summary import summarize
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 heap = sys.argv[3] == "heap"
 if heap:

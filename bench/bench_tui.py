@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from textual import events as textual_events  # noqa: E402
 
-from engine.config import TuiConfig  # noqa: E402
-from tui.app import AutoresearchApp  # noqa: E402
-from tui.feed import LaneStore  # noqa: E402
+from autoresearch_tui.engine.config import TuiConfig  # noqa: E402
+from autoresearch_tui.tui.app import AutoresearchApp  # noqa: E402
+from autoresearch_tui.tui.store import LaneStore  # noqa: E402
 
 LINES_PER_EVENT = 20
 

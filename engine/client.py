@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from engine import protocol
+from autoresearch_tui.engine import protocol
 
 
 class EngineClientError(RuntimeError):

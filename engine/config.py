@@ -1,6 +1,6 @@
 """autoresearch.toml: typed, validated, with errors that name the key and the line.
 
-The schema is the contract in DESIGN.md. Every section has defaults except `[[lanes]]`.
+The schema is the contract in docs/architecture.md ("autoresearch.toml"). Every section has defaults except `[[lanes]]`.
 Unknown keys are errors (a typo must never silently fall back to a default during a
 week-long run).
 """
@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from autoresearch_tui.engine.core.policy import LOOP_LIMITS, LoopSettings
 
 CONFIG_FILENAME = "autoresearch.toml"
 LANE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
@@ -67,12 +69,18 @@ class AgentConfig(_Section):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+def _loop_field(name: str):
+    """A [loop] field with the policy's own default and bound (engine/core/policy.py)."""
+    _kind, comparison, bound = LOOP_LIMITS[name]
+    return Field(LoopSettings.__dataclass_fields__[name].default, **{comparison: bound})
+
+
 class LoopConfig(_Section):
-    reinject_every_turns: int = Field(20, ge=1)
-    reinject_every_minutes: float = Field(10.0, gt=0)
-    retrospective_every_stops: int = Field(3, ge=1)
-    plateau_runs: int = Field(8, ge=1)
-    max_consecutive_blocks: int = Field(5, ge=1)
+    reinject_every_turns: int = _loop_field("reinject_every_turns")
+    reinject_every_minutes: float = _loop_field("reinject_every_minutes")
+    retrospective_every_stops: int = _loop_field("retrospective_every_stops")
+    plateau_runs: int = _loop_field("plateau_runs")
+    max_consecutive_blocks: int = _loop_field("max_consecutive_blocks")
     max_failures: int = Field(5, ge=1)
     """Consecutive API/CLI failures before a lane needs attention."""
     idle_nudge_minutes: float = Field(20.0, gt=0)

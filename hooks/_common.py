@@ -1,7 +1,8 @@
 """Shared plumbing of the standalone hooks: state files, markers, logging, the ledger view.
 
-Standard library only. engine/policy.py (stdlib-only) is loaded by file path, so neither the
-`engine` package nor any third-party module is imported by a hook.
+Standard library only. engine/core (stdlib-only) is loaded by file path, so neither the
+`autoresearch_tui` package nor any third-party module is imported by a hook, and the hooks
+decide with the engine's own policy, ledger reader and frontier.
 
 On-disk state, all under ``<repo>/.claude/autoresearch/``:
 
@@ -40,28 +41,37 @@ LOG_MAX_BYTES = 1_000_000
 CONFIG_FILENAME = "autoresearch.toml"
 DATE_PLACEHOLDER = "<today's date, YYYY-MM-DD>"
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-STATUSES = ("keep", "discard", "crash", "inconclusive")
 
 _HERE = Path(__file__).resolve().parent
-_policy_module = None
+CORE_DIR = _HERE.parent / "engine" / "core"
+CORE_NAME = "_autoresearch_core"
+_core_modules: dict[str, object] = {}
+
+
+def core(module: str):
+    """A module of engine/core, loaded by path (no `autoresearch_tui` import, nothing outside
+    the standard library): the hooks and the engine share one policy, one ledger reader and
+    frontier, one event format, one set of file helpers."""
+    found = _core_modules.get(module)
+    if found is None:
+        import importlib
+        import importlib.util
+
+        if CORE_NAME not in sys.modules:
+            spec = importlib.util.spec_from_file_location(
+                CORE_NAME, CORE_DIR / "__init__.py", submodule_search_locations=[str(CORE_DIR)])
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load the engine core from {CORE_DIR}")
+            package = importlib.util.module_from_spec(spec)
+            sys.modules[CORE_NAME] = package  # dataclasses resolve annotations through sys.modules
+            spec.loader.exec_module(package)
+        found = _core_modules[module] = importlib.import_module(f"{CORE_NAME}.{module}")
+    return found
 
 
 def policy():
-    """engine/policy.py, loaded by path (no `engine` package import, nothing outside stdlib)."""
-    global _policy_module
-    if _policy_module is None:
-        import importlib.util
-
-        name = "_autoresearch_hook_policy"
-        path = _HERE.parent / "engine" / "policy.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load the loop policy from {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
-        spec.loader.exec_module(module)
-        _policy_module = module
-    return _policy_module
+    """engine/core/policy.py: the loop policy the engine's lanes apply too."""
+    return core("policy")
 
 
 # ------------------------------------------------------------------------------- paths
@@ -141,7 +151,7 @@ class State:
             marker = json.loads(raw)
             if not isinstance(marker, dict):
                 raise ValueError("not an object")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             self.log(hook, f"malformed marker {path} ({exc}); renamed to .bad, session unarmed", session_id)
             _quiet(os.replace, path, path.with_suffix(".json.bad"))
             return None
@@ -211,9 +221,9 @@ class State:
         }
 
     def loop_settings(self, hook: str) -> dict:
-        """[loop] of the nearest autoresearch.toml from the repo upward, else install.json's, else defaults."""
+        """[loop] of the nearest autoresearch.toml from the repo upward, else install.json's,
+        else defaults; invalid values fall back to the default and are logged."""
         P = policy()
-        names = [f for f in P.LoopSettings.__dataclass_fields__]
         source: dict = {}
         config = find_config(self.root)
         if config is not None:
@@ -229,17 +239,10 @@ class State:
         if not source:
             installed = self.install().get("settings")
             source = installed if isinstance(installed, dict) else {}
-        defaults = P.LoopSettings()
-        clean = {}
-        for name in names:
-            default = getattr(defaults, name)
-            value = source.get(name, default)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                if name in source:
-                    self.log(hook, f"[loop] {name} = {value!r} is not a positive number; using {default}")
-                value = default
-            clean[name] = type(default)(value)
-        return clean
+        settings, problems = P.LoopSettings.from_table(source)
+        for problem in problems:
+            self.log(hook, problem)
+        return settings.to_dict()
 
     def skill_text(self, name: str, fallback: str) -> str:
         """A rendered skill installed under .claude/skills (front matter stripped)."""
@@ -248,7 +251,7 @@ class State:
             text = path.read_text(encoding="utf-8")
         except OSError:
             return fallback
-        text = re.sub(r"\A---\n.*?\n---\n", "", text, count=1, flags=re.DOTALL).lstrip()
+        text = core("skills").strip_front_matter(text)
         return text.replace(DATE_PLACEHOLDER, time.strftime("%Y-%m-%d")) or fallback
 
 
@@ -285,31 +288,15 @@ def _quiet(fn, *args: object) -> None:
 
 
 def read_json(path: Path) -> object:
-    try:
-        return json.loads(Path(path).read_bytes())
-    except (OSError, ValueError):
-        return None
+    return core("files").read_json(path)
 
 
 def atomic_write_json(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
+    core("files").atomic_write_json(path, data, 0o600)
 
 
 def find_config(start: Path) -> Path | None:
-    try:
-        here = Path(start).resolve()
-    except OSError:
-        return None
-    for folder in (here, *here.parents):
-        candidate = folder / CONFIG_FILENAME
-        if candidate.is_file():
-            return candidate
-    return None
+    return core("files").find_upward(CONFIG_FILENAME, start)
 
 
 def valid_session_id(value: object) -> bool:
@@ -332,80 +319,29 @@ def armed_session(data: dict, state: "State", hook: str, otherwise: str) -> str 
 
 
 def append_event(lane_dir: str | Path, lane: str, type_: str, **fields: object) -> None:
-    """One event in the lane's events.jsonl (DESIGN.md event format); never raises."""
+    """One event in the lane's events.jsonl (the engine's format, redacted); never raises."""
     try:
-        path = Path(lane_dir) / "events.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"ts": time.time(), "lane": lane, "type": type_, "source": "hook", **fields},
-                          ensure_ascii=False, default=str)
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+        events = core("events")
+        events.append_event(Path(lane_dir) / "events.jsonl",
+                            events.make_event(lane, type_, source="hook", **fields))
     except Exception:
         pass
 
 
-def condensed(program: str, limit: int = 1800) -> str:
-    """Same as engine.skills.condensed_program: non-blank lines, cut at a line near `limit`."""
-    text = "\n".join(line for line in program.splitlines() if line.strip())
-    return text if len(text) <= limit else text[: limit - 1].rsplit("\n", 1)[0] + "\n…"
+def condensed(program: str) -> str:
+    return core("skills").condensed_program(program)
 
 
 # ------------------------------------------------------------------------------- ledger
 
 
 def ledger_view(path: str | Path, metric: str, direction: str) -> tuple[int, int]:
-    """(total_runs, runs_since_best) of a results.tsv, tolerant of junk.
-
-    Mirrors engine.ledger.compute_frontier: valid rows have a known status; the first
-    non-crash row with a number is the baseline (a new best); a `keep` that beats the best
-    is a new best; every other row adds one to runs_since_best. A missing file is (0, 0).
-    """
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return 0, 0
-    text = data.decode("utf-8", errors="replace")
-    lines = text.split("\n")
-    if not text.endswith("\n"):
-        lines = lines[:-1]  # a torn last line is not a row
-    header: list[str] | None = None
-    runs = since = 0
-    best: float | None = None
-    maximize = direction == "maximize"
-    for raw in lines:
-        line = raw.rstrip("\r")
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if header is None:
-            names = [f.strip() for f in fields]
-            if "status" in names and "run_id" in names:
-                header = names
-                continue
-            header = ["run_id", "ts", "commit", metric, "status", "description"]
-        if len(fields) < len(header) - 5 or len(fields) > len(header) + 5:
-            continue
-        row = dict(zip(header, (f.strip() for f in fields)))
-        status = row.get("status", "")
-        if status not in STATUSES or not row.get("run_id"):
-            continue
-        metric_col = metric if metric in row else (header[3] if len(header) > 3 else "")
-        try:
-            value: float | None = float(row.get(metric_col, ""))
-            if value != value or value in (float("inf"), float("-inf")):
-                value = None
-        except ValueError:
-            value = None
-        runs += 1
-        new_best = False
-        if value is not None and status != "crash":
-            if best is None:
-                best, new_best = value, True
-            elif status == "keep" and (value > best if maximize else value < best):
-                best, new_best = value, True
-        since = 0 if new_best else since + 1
-    return runs, since
+    """(total_runs, runs_since_best) of a results.tsv, by the engine's own reader and frontier."""
+    ledger = core("ledger")
+    rows, _warnings = ledger.read_ledger(path, metric or None)
+    frontier = ledger.compute_frontier(rows, "maximize" if direction == "maximize" else "minimize",
+                                       metric or "metric")
+    return frontier.runs, frontier.runs_since_best
 
 
 # ------------------------------------------------------------------------------- running
@@ -438,6 +374,8 @@ def read_input(stream=None) -> tuple[dict | None, str | None]:
         return None, "empty stdin"
     try:
         data = json.loads(raw)
+    except RecursionError:
+        return None, "stdin JSON is nested too deeply"
     except ValueError as exc:
         return None, f"stdin is not JSON ({exc}): {raw[:120]!r}"
     if not isinstance(data, dict):

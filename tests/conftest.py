@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.scripted_model import ScriptedModelServer
-from engine.scripted_model import cli_env as build_cli_env
+from autoresearch_tui.engine.demo.scripted_model import ScriptedModelServer
+from autoresearch_tui.engine.demo.scripted_model import cli_env as build_cli_env
 
 _SERVER_KEY = pytest.StashKey[ScriptedModelServer]()
 

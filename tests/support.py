@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from engine.config import Config, load_config
+from autoresearch_tui.engine.config import Config, load_config
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
            "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from engine.config import ConfigError, load_config, parse_config
+from autoresearch_tui.engine.config import ConfigError, load_config, parse_config
 
 GOOD = """\
 [experiment]
@@ -82,7 +82,7 @@ def test_missing_repo_is_named(tmp_path):
 def test_cli_exits_2_without_traceback(workspace):
     path = write(workspace, GOOD.replace("reinject_every_turns = 7", "reinject_every_turns = -1"))
     result = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "run", "--config", str(path), "--duration", "1"],
+        [sys.executable, "-m", "autoresearch_tui.cli", "run", "--config", str(path), "--duration", "1"],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2

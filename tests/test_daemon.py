@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.client import EngineClient
-from engine.daemon import running_pid, spawn_daemon
-from engine.ledger import read_ledger
-from engine.protocol import socket_path
-from engine.scripted_model import ModelRequest, ScriptedModelServer, Turn, cli_env
-from engine.workspace import Workspace, read_json
+from autoresearch_tui.engine.client import EngineClient
+from autoresearch_tui.engine.daemon.control import running_pid, spawn_daemon
+from autoresearch_tui.engine.core.ledger import read_ledger
+from autoresearch_tui.engine.protocol import socket_path
+from autoresearch_tui.engine.demo.scripted_model import ModelRequest, ScriptedModelServer, Turn, cli_env
+from autoresearch_tui.engine.core.files import read_json
+from autoresearch_tui.engine.workspace import Workspace
 from tests.support import make_workspace, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -53,7 +54,7 @@ def daemons():
 
 
 def cli(*args: str, config) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args, "--config", str(config.path)],
+    return subprocess.run([sys.executable, "-m", "autoresearch_tui.cli", *args, "--config", str(config.path)],
                           capture_output=True, text=True, timeout=90)
 
 

@@ -3,7 +3,7 @@
 There is no TPU here, so the SDK module is replaced by a stand-in that returns data in the
 SDK's documented shape (lists of strings, one per chip). That is the only mock."""
 
-from engine.device import lane_chips, load_monitoring, read_device_figures
+from autoresearch_tui.engine.devices.monitoring import lane_chips, load_monitoring, read_device_figures
 
 
 class FakeTpuMonitoring:  # stands in for libtpu.sdk.tpumonitoring (needs a TPU)

@@ -6,8 +6,8 @@ import json
 
 from hypothesis import given, settings, strategies as st
 
-from engine import protocol
-from engine.events import EventLog, read_events, redact, segments, tail_events
+from autoresearch_tui.engine import protocol
+from autoresearch_tui.engine.core.events import EventLog, read_events, redact, segments, tail_events
 
 
 def test_rotation_keeps_every_line_in_order(tmp_path):
@@ -77,7 +77,7 @@ def test_any_line_is_parsed_or_refused_with_a_sentence(line):
 
 
 def test_event_lines_for_people_are_short_and_rounded():
-    from engine.commands import format_event
+    from autoresearch_tui.engine.core.render import format_event
 
     line = format_event({"ts": 0, "lane": "a", "type": "run_recorded", "run_id": "0001", "status": "keep",
                          "metric_value": 47.525999999999996, "description": "baseline\nwith a newline"})

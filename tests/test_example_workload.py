@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.metrics import parse_metrics_line
+from autoresearch_tui.engine.runs.metrics import parse_metrics_line
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "jax_example"
 JIT_OLD = "step_fn = train_step"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import parse_config
-from engine.forks import (
+from autoresearch_tui.engine.config import parse_config
+from autoresearch_tui.engine.repo.forks import (
     ForkError, archive_runs, ensure_fork, git, git_out, prepare_fork, remove_fork, run_refs,
 )
-from engine.ledger import record_run
-from engine.workspace import Workspace
+from autoresearch_tui.engine.runs.record import record_run
+from autoresearch_tui.engine.workspace import Workspace
 
 
 def commit_file(repo: Path, name: str, text: str, message: str) -> str:

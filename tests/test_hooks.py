@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from engine.install_hooks import install, uninstall
-from engine.scripted_model import ModelRequest, Turn
+from autoresearch_tui.engine.setup.install_hooks import install, uninstall
+from autoresearch_tui.engine.demo.scripted_model import ModelRequest, Turn
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = ROOT / "hooks"
@@ -307,7 +307,7 @@ def test_hooks_need_only_the_standard_library(repo: Path):
             f"sys.argv = [{str(script)!r}, '--root', {str(repo)!r}]\n"
             f"sys.stdin = io.TextIOWrapper(io.BytesIO({json.dumps(payload).encode()!r}))\n"
             "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit:\n    pass\n"
-            "own = {'_common', '_autoresearch_hook_policy', '__main__'}\n"
+            "own = {'_common', '_autoresearch_core', '__main__'}\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] not in sys.stdlib_module_names"
             " and m.split('.')[0] not in own)\n"
             "print('\\nBAD=' + ','.join(bad))\n"
@@ -376,7 +376,7 @@ def test_ledger_reader_tolerates_junk(tmp_path_factory, text: str, metric: str, 
 
 
 def test_ledger_reader_agrees_with_the_engine(tmp_path: Path):
-    from engine.ledger import compute_frontier, read_ledger
+    from autoresearch_tui.engine.core.ledger import compute_frontier, read_ledger
 
     path = tmp_path / "results.tsv"
     path.write_text("run_id\tts\tcommit\tstep_time_ms\tstatus\tdescription\n"

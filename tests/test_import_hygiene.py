@@ -4,12 +4,12 @@ import pkgutil
 import subprocess
 import sys
 
-import engine
+import autoresearch_tui.engine as engine
 
 
 def test_engine_modules_do_not_import_textual():
-    modules = [f"engine.{m.name}" for m in pkgutil.iter_modules(engine.__path__)]
-    assert "engine.lane" in modules
+    modules = [m.name for m in pkgutil.walk_packages(engine.__path__, prefix="autoresearch_tui.engine.")]
+    assert "autoresearch_tui.engine.agent.lane" in modules
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"

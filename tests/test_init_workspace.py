@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import load_config
-from engine.init_workspace import InitError, create_workspace, ensure_example_repo, register_cli
+from autoresearch_tui.engine.config import load_config
+from autoresearch_tui.cli.experiment import register_cli
+from autoresearch_tui.engine.setup.init_workspace import InitError, create_workspace, ensure_example_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 

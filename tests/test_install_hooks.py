@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli as engine_cli
-from engine import install_hooks
-from engine.install_hooks import InstallError, install, uninstall
-from engine.skills import SKILL_NAMES
+from autoresearch_tui.cli import main as engine_cli
+from autoresearch_tui.engine.setup import install_hooks
+from autoresearch_tui.engine.setup.install_hooks import InstallError, install, uninstall
+from autoresearch_tui.engine.core.skills import SKILL_NAMES
 
 from tests.test_hooks import TOML, make_repo
 
@@ -264,10 +264,12 @@ def test_cli_subcommands(repo: Path, monkeypatch, capsys):
 
 def test_register_cli_alone():
     parser = argparse.ArgumentParser()
-    install_hooks.register_cli(parser.add_subparsers(dest="command"))
+    from autoresearch_tui.cli import claude_hooks
+
+    claude_hooks.register_cli(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["install-hooks", "--config", "x.toml"])
     assert args.repo == "." and args.lane is None and args.config == "x.toml"
-    assert parser.parse_args(["uninstall-hooks"]).func.__name__ == "_uninstall_cli"
+    assert parser.parse_args(["uninstall-hooks"]).func.__name__ == "cmd_uninstall"
 
 
 def test_marker_max_age_from_install_is_used(repo: Path):

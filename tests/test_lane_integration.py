@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.engine import Engine
-from engine.events import read_events
-from engine.scripted_model import ModelRequest, ScriptedModelServer, Turn, cli_env
+from autoresearch_tui.engine.supervisor import Engine
+from autoresearch_tui.engine.core.events import read_events
+from autoresearch_tui.engine.demo.scripted_model import ModelRequest, ScriptedModelServer, Turn, cli_env
 from tests.support import git, make_workspace, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -214,7 +214,7 @@ async def test_overloaded_and_server_errors_are_retried_and_the_lane_recovers(tm
 
 
 async def test_a_dead_cli_is_restarted_with_the_same_session(tmp_path, model):
-    from engine.orphans import processes_in
+    from autoresearch_tui.engine.agent.processes import processes_in
 
     config = make_workspace(tmp_path)
     model.set_script(lambda request: bash("sleep 0.3; echo working"))

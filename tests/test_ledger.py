@@ -12,14 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.config import parse_config
-from engine.forks import ensure_fork, git, git_out
-from engine.ledger import (
-    STATUSES, TORN_MARK, LedgerError, allocate_run, columns, compute_frontier,
-    latest_unrecorded_run, lane_summary, parse_ledger, read_ledger, record_run, sanitize,
-    scaled_mad,
+from autoresearch_tui.engine.config import parse_config
+from autoresearch_tui.engine.repo.forks import ensure_fork, git, git_out
+from autoresearch_tui.engine.core.ledger import (
+    STATUSES, TORN_MARK, columns, compute_frontier, parse_ledger, read_ledger, sanitize, scaled_mad,
 )
-from engine.workspace import Workspace
+from autoresearch_tui.engine.runs.record import (
+    LedgerError, allocate_run, lane_summary, latest_unrecorded_run, record_run,
+)
+from autoresearch_tui.engine.workspace import Workspace
 
 
 def commit_file(repo: Path, name: str, text: str, message: str) -> str:

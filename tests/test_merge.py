@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-import engine.merge as merge_mod
-from engine.cli import main as cli_main
-from engine.config import parse_config
-from engine.events import read_events
-from engine.forks import ensure_fork, git, git_out
-from engine.ledger import record_run
-from engine.merge import merge_lane
-from engine.workspace import Workspace
+import autoresearch_tui.engine.repo.merge as merge_mod
+from autoresearch_tui.cli.main import main as cli_main
+from autoresearch_tui.engine.config import parse_config
+from autoresearch_tui.engine.core.events import read_events
+from autoresearch_tui.engine.repo.forks import ensure_fork, git, git_out
+from autoresearch_tui.engine.runs.record import record_run
+from autoresearch_tui.engine.repo.merge import merge_lane
+from autoresearch_tui.engine.workspace import Workspace
 
 
 def commit_file(repo: Path, name: str, text: str, message: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.metrics import (
+from autoresearch_tui.engine.runs.metrics import (
     LaneMetrics,
     MetricsFollower,
     MetricsParseError,

@@ -2,8 +2,8 @@
 
 from hypothesis import given, settings, strategies as st
 
-from engine import policy
-from engine.policy import LedgerView, LoopSettings, PolicyState, StopContext
+from autoresearch_tui.engine.core import policy
+from autoresearch_tui.engine.core.policy import LedgerView, LoopSettings, PolicyState, StopContext
 
 SETTINGS = LoopSettings(reinject_every_turns=3, reinject_every_minutes=10, retrospective_every_stops=3,
                         plateau_runs=4, max_consecutive_blocks=5)

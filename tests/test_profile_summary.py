@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli
-from engine.profile_summary import CATEGORIES, ProfileError, ProfileSummary, summarize
+from autoresearch_tui.cli import main as cli
+from autoresearch_tui.engine.profile.summary import CATEGORIES, ProfileError, ProfileSummary, summarize
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "jax_example"
 

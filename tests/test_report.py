@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.cli import main as cli_main
-from engine.config import parse_config
-from engine.events import EventLog, make_event
-from engine.forks import ensure_fork, git, git_out
-from engine.ledger import record_run
-from engine.merge import merge_lane
-from engine.report import write_report
-from engine.workspace import Workspace
+from autoresearch_tui.cli.main import main as cli_main
+from autoresearch_tui.engine.config import parse_config
+from autoresearch_tui.engine.core.events import EventLog, make_event
+from autoresearch_tui.engine.repo.forks import ensure_fork, git, git_out
+from autoresearch_tui.engine.runs.record import record_run
+from autoresearch_tui.engine.repo.merge import merge_lane
+from autoresearch_tui.engine.runs.report import write_report
+from autoresearch_tui.engine.workspace import Workspace
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -9,12 +9,12 @@ import re
 
 import pytest
 
-from engine.config import load_config
-from engine.engine import Engine
-from engine.events import read_events
-from engine.init_workspace import create_workspace
-from engine.ledger import read_ledger
-from engine.scripted_model import ModelRequest, ScriptedModelServer, Turn, cli_env
+from autoresearch_tui.engine.config import load_config
+from autoresearch_tui.engine.supervisor import Engine
+from autoresearch_tui.engine.core.events import read_events
+from autoresearch_tui.engine.setup.init_workspace import create_workspace
+from autoresearch_tui.engine.runs.record import read_ledger
+from autoresearch_tui.engine.demo.scripted_model import ModelRequest, ScriptedModelServer, Turn, cli_env
 from tests.support import git, make_workspace, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from engine.scripted_model import (
+from autoresearch_tui.engine.demo.scripted_model import (
     FAKE_API_KEY,
     ModelRequest,
     ScriptedModelServer,

@@ -9,19 +9,19 @@ import time
 
 import pytest
 
-from engine.config import TuiConfig
-from engine.daemon import running_pid
-from engine.protocol import socket_path
-from engine.scripted_model import ScriptedModelServer
-from engine.workspace import Workspace
+from autoresearch_tui.engine.config import TuiConfig
+from autoresearch_tui.engine.daemon.control import running_pid
+from autoresearch_tui.engine.protocol import socket_path
+from autoresearch_tui.engine.demo.scripted_model import ScriptedModelServer
+from autoresearch_tui.engine.workspace import Workspace
 from tests.support import git, make_workspace
 from tests.test_tui_support import BENCH, WorkingAgent, screen_text, start_daemon, stop_daemon
-from tui.app import AutoresearchApp
-from tui.client import EngineBridge
-from tui.feed import LaneStore
-from tui.screens import (ConfirmScreen, HelpScreen, LogsScreen, QuitScreen, RunDetailsScreen,
+from autoresearch_tui.tui.app import AutoresearchApp
+from autoresearch_tui.tui.bridge import EngineBridge
+from autoresearch_tui.tui.store import LaneStore
+from autoresearch_tui.tui.screens import (ConfirmScreen, HelpScreen, LogsScreen, QuitScreen, RunDetailsScreen,
                          TextInputScreen)
-from tui.widgets import EngineHeader, GridPane, LaneGrid, RunsTable, TranscriptLog
+from autoresearch_tui.tui.widgets import EngineHeader, GridPane, LaneGrid, RunsTable, TranscriptLog
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 SIZE = (130, 40)

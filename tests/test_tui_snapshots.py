@@ -14,7 +14,7 @@ SIZE = (130, 36)
 
 @pytest.fixture(autouse=True)
 def fixed_clock(monkeypatch):
-    from tui.widgets import engine_header
+    from autoresearch_tui.tui.widgets import engine_header
 
     monkeypatch.setattr(engine_header, "CLOCK", lambda: T0)
     monkeypatch.setenv("TZ", "UTC")

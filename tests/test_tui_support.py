@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from engine.scripted_model import ModelRequest, ScriptedModelServer, Turn, cli_env
+from autoresearch_tui.engine.demo.scripted_model import ModelRequest, ScriptedModelServer, Turn, cli_env
 
 BENCH = (
     "import json, os\n"
@@ -62,17 +62,17 @@ class WorkingAgent:
 
 
 def start_daemon(config, home: Path, server: ScriptedModelServer) -> int:
-    from engine.daemon import spawn_daemon
+    from autoresearch_tui.engine.daemon.control import spawn_daemon
 
     env = {**os.environ, **cli_env(home, server.base_url)}
     return spawn_daemon(config, env=env, timeout=30)
 
 
 def stop_daemon(config) -> None:
-    from engine.client import EngineClient
-    from engine.daemon import running_pid
-    from engine.protocol import socket_path
-    from engine.workspace import Workspace
+    from autoresearch_tui.engine.client import EngineClient
+    from autoresearch_tui.engine.daemon.control import running_pid
+    from autoresearch_tui.engine.protocol import socket_path
+    from autoresearch_tui.engine.workspace import Workspace
 
     workspace = Workspace(config)
 
@@ -223,7 +223,7 @@ class FakeBridge:
 
 
 def fixed_store():
-    from tui.feed import LaneStore
+    from autoresearch_tui.tui.store import LaneStore
 
     store = LaneStore(fixed_snapshot())
     store.alert_after = float("inf")
@@ -235,8 +235,8 @@ def fixed_store():
 
 
 def fixed_app(**kwargs):
-    from engine.config import TuiConfig
-    from tui.app import AutoresearchApp
+    from autoresearch_tui.engine.config import TuiConfig
+    from autoresearch_tui.tui.app import AutoresearchApp
 
     store = fixed_store()
     bridge = FakeBridge(store)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.client import EngineClient
-from engine.daemon import running_pid
-from engine.protocol import socket_path
-from engine.scripted_model import ScriptedModelServer
-from engine.workspace import Workspace
+from autoresearch_tui.engine.client import EngineClient
+from autoresearch_tui.engine.daemon.control import running_pid
+from autoresearch_tui.engine.protocol import socket_path
+from autoresearch_tui.engine.demo.scripted_model import ScriptedModelServer
+from autoresearch_tui.engine.workspace import Workspace
 from tests.support import make_workspace
 from tests.test_tui_support import BENCH, WorkingAgent, start_daemon, stop_daemon
 
@@ -113,7 +113,7 @@ def test_real_binary_in_tmux_switch_detach_reattach(tmp_path):
 
 def test_the_demo_command_in_tmux_runs_detaches_and_reattaches(tmp_path):
     """The README's "run it" command, as a user types it: `autoresearch-tui demo DIR`."""
-    from engine.config import load_config
+    from autoresearch_tui.engine.config import load_config
 
     demo_dir = tmp_path / "demo"
     tmux = Tmux(f"ar-demo-{os.getpid()}")

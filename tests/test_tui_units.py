@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from engine.config import TuiConfig
+from autoresearch_tui.engine.config import TuiConfig
 from tests.test_tui_support import T0, fixed_app, fixed_store, screen_text
-from tui.attention import desktop_notification
-from tui.feed import LaneFeed, LaneStore, clean, transcript_lines
+from autoresearch_tui.tui.attention import desktop_notification
+from autoresearch_tui.engine.core.render import clean, transcript_lines
+from autoresearch_tui.tui.store import LaneFeed, LaneStore
 
 
 def test_clean_strips_escapes_and_controls():
@@ -70,7 +71,7 @@ async def test_attention_respects_config():
 
 
 async def test_full_log_keeps_repainting_after_dropping_lines():
-    from tui.widgets import TranscriptLog
+    from autoresearch_tui.tui.widgets import TranscriptLog
 
     app = fixed_app()
     async with app.run_test(size=(120, 30)) as pilot:
@@ -98,7 +99,7 @@ async def test_unknown_theme_falls_back_and_warns():
 
 
 def test_themes_are_package_data():
-    import themes
+    from autoresearch_tui import themes
 
     assert themes.APP_CSS.is_file()
     assert {t.name for t in themes.THEMES} == {"autoresearch-dark", "autoresearch-light"}
@@ -112,8 +113,8 @@ def test_fixed_store_has_every_lane():
 def test_attach_explains_when_the_engine_cannot_start(tmp_path, monkeypatch, capsys):
     import argparse
 
-    import tui.main
-    from engine.daemon import DaemonError
+    import autoresearch_tui.cli.attach
+    from autoresearch_tui.engine.daemon.control import DaemonError
     from tests.support import make_workspace
 
     config = make_workspace(tmp_path)
@@ -121,13 +122,13 @@ def test_attach_explains_when_the_engine_cannot_start(tmp_path, monkeypatch, cap
     def refuse(config, **kwargs):
         raise DaemonError("the engine exited at start (code 1); see engine.log")
 
-    monkeypatch.setattr(tui.main, "spawn_daemon", refuse)
-    assert tui.main.attach(argparse.Namespace(config=str(config.path))) == 1
+    monkeypatch.setattr(autoresearch_tui.cli.attach, "spawn_daemon", refuse)
+    assert autoresearch_tui.cli.attach.attach(argparse.Namespace(config=str(config.path))) == 1
     assert "cannot start the engine: the engine exited at start" in capsys.readouterr().err
 
 
 def test_benchmark_output_streams_into_the_transcript():
-    from tui.feed import transcript_lines
+    from autoresearch_tui.tui.store import transcript_lines
 
     assert transcript_lines({"ts": 0, "lane": "a", "type": "run_output", "text": "step 1\nstep 2\n"}) == [
         "  ┊ step 1", "  ┊ step 2"]
@@ -139,8 +140,8 @@ def test_benchmark_output_streams_into_the_transcript():
 async def test_transcript_follows_the_tail_across_lane_switches_until_the_user_scrolls_up():
     from textual.app import App, ComposeResult
 
-    from tui.feed import LaneFeed
-    from tui.widgets.transcript import TranscriptLog
+    from autoresearch_tui.tui.store import LaneFeed
+    from autoresearch_tui.tui.widgets.transcript import TranscriptLog
 
     def feed_with(name: str, start: int, count: int, feed: LaneFeed | None = None) -> LaneFeed:
         feed = feed or LaneFeed(name)

@@ -10,11 +10,11 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from engine.config import TuiConfig
-from themes import APP_CSS, DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, THEMES
-from tui.attention import desktop_notification
-from tui.feed import Alert, LaneStore
-from tui.screens.main import MAIN_BINDINGS, MainScreen
+from autoresearch_tui.engine.config import TuiConfig
+from autoresearch_tui.themes import APP_CSS, DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, THEMES
+from autoresearch_tui.tui.attention import desktop_notification
+from autoresearch_tui.tui.store import Alert, LaneStore
+from autoresearch_tui.tui.screens.main import MAIN_BINDINGS, MainScreen
 
 
 class AutoresearchApp(App[str], inherit_bindings=False):

@@ -8,9 +8,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Log
 
-from engine.client import EngineClientError
-from engine.commands import format_event
-from tui.feed import clean
+from autoresearch_tui.engine.client import EngineClientError
+from autoresearch_tui.engine.core.render import format_event
+from autoresearch_tui.engine.core.render import clean
 
 PAGE = 500
 

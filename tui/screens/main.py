@@ -14,15 +14,15 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, TabbedContent
 
-from engine.client import EngineClientError
-from tui.feed import Alert, LaneStore
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.help import HelpScreen
-from tui.screens.logs import LogsScreen
-from tui.screens.quit import QuitScreen
-from tui.screens.run_details import RunDetailsScreen
-from tui.screens.text_input import TextInputScreen
-from tui.widgets import (DecisionsTable, EngineHeader, GridPane, LaneCard, LaneGrid, LaneList, LaneSummary,
+from autoresearch_tui.engine.client import EngineClientError
+from autoresearch_tui.tui.store import Alert, LaneStore
+from autoresearch_tui.tui.screens.confirm import ConfirmScreen
+from autoresearch_tui.tui.screens.help import HelpScreen
+from autoresearch_tui.tui.screens.logs import LogsScreen
+from autoresearch_tui.tui.screens.quit import QuitScreen
+from autoresearch_tui.tui.screens.run_details import RunDetailsScreen
+from autoresearch_tui.tui.screens.text_input import TextInputScreen
+from autoresearch_tui.tui.widgets import (DecisionsTable, EngineHeader, GridPane, LaneCard, LaneGrid, LaneList, LaneSummary,
                          LaneView, ProfileView, RunsTable, TranscriptLog)
 
 FLUSH_HZ = 30

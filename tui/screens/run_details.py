@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Log
 
-from tui.feed import clean
+from autoresearch_tui.engine.core.render import clean
 
 
 class RunDetailsScreen(ModalScreen[None]):

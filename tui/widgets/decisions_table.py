@@ -8,7 +8,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from tui.feed import LaneFeed
+from autoresearch_tui.tui.store import LaneFeed
 
 WHAT_STYLES = {"stop": "yellow", "injection": "cyan", "retrospective": "magenta", "merge": "green",
                "error": "red", "warning": "yellow", "state": "red"}

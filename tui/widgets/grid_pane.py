@@ -11,9 +11,9 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from tui.feed import STATE_ICONS
-from tui.widgets.lane_card import STATE_STYLES, fmt_number, lane_best
-from tui.widgets.transcript import TranscriptLog
+from autoresearch_tui.tui.store import STATE_ICONS
+from autoresearch_tui.tui.widgets.lane_card import STATE_STYLES, fmt_number, lane_best
+from autoresearch_tui.tui.widgets.transcript import TranscriptLog
 
 GRID_LINES = 400
 

@@ -10,7 +10,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
-from tui.feed import STATE_ICONS
+from autoresearch_tui.tui.store import STATE_ICONS
 
 STATE_STYLES = {
     "running": "green", "starting": "cyan", "pausing": "yellow", "paused": "yellow",

@@ -7,7 +7,7 @@ from typing import Any
 
 from textual.containers import Grid
 
-from tui.widgets.grid_pane import GridPane
+from autoresearch_tui.tui.widgets.grid_pane import GridPane
 
 
 class LaneGrid(Grid, can_focus=False):

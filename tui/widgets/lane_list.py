@@ -6,7 +6,7 @@ from typing import Any
 
 from textual.containers import VerticalScroll
 
-from tui.widgets.lane_card import LaneCard
+from autoresearch_tui.tui.widgets.lane_card import LaneCard
 
 
 class LaneList(VerticalScroll, can_focus=False):

@@ -7,8 +7,9 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.feed import STATE_ICONS, clean
-from tui.widgets.lane_card import STATE_STYLES, fmt_next_injection, fmt_number, lane_best
+from autoresearch_tui.engine.core.render import clean
+from autoresearch_tui.tui.store import STATE_ICONS
+from autoresearch_tui.tui.widgets.lane_card import STATE_STYLES, fmt_next_injection, fmt_number, lane_best
 
 
 class LaneSummary(Static):

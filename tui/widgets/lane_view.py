@@ -6,11 +6,11 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import TabbedContent, TabPane
 
-from tui.widgets.decisions_table import DecisionsTable
-from tui.widgets.lane_summary import LaneSummary
-from tui.widgets.profile_view import ProfileView
-from tui.widgets.runs_table import RunsTable
-from tui.widgets.transcript import TranscriptLog
+from autoresearch_tui.tui.widgets.decisions_table import DecisionsTable
+from autoresearch_tui.tui.widgets.lane_summary import LaneSummary
+from autoresearch_tui.tui.widgets.profile_view import ProfileView
+from autoresearch_tui.tui.widgets.runs_table import RunsTable
+from autoresearch_tui.tui.widgets.transcript import TranscriptLog
 
 
 class LaneView(Vertical):

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tui.feed import clean
+from autoresearch_tui.engine.core.render import clean
 
 
 def _bar(pct: float, width: int = 24) -> str:

@@ -7,8 +7,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from tui.feed import clean
-from tui.widgets.lane_card import fmt_number
+from autoresearch_tui.engine.core.render import clean
+from autoresearch_tui.tui.widgets.lane_card import fmt_number
 
 STATUS_STYLES = {"keep": "green", "discard": "dim", "crash": "red", "inconclusive": "yellow"}
 

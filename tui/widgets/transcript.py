@@ -6,14 +6,14 @@ import itertools
 
 from textual.widgets import Log
 
-from tui.feed import TRANSCRIPT_LINES, LaneFeed
+from autoresearch_tui.tui.store import TRANSCRIPT_LINES, LaneFeed
 
 
 class TranscriptLog(Log):
     """`Log` with a line limit that keeps repainting once full.
 
     Textual 8.2.8's `Log.write_lines` refreshes only the span of the new lines; after it
-    drops old lines every visible line moves, so the whole widget must repaint (DESIGN.md).
+    drops old lines every visible line moves, so the whole widget must repaint (docs/architecture.md).
 
     The live tail follows unless the *user* scrolled up. `Log` decides that from the scroll
     position at write time, which goes wrong after a clear and rewrite (a lane switch: the

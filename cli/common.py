@@ -1,0 +1,64 @@
+"""What every command shares: `--config`, loading it, talking to a running engine, printing."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from autoresearch_tui.engine.config import Config, find_config, load_config
+from autoresearch_tui.engine.core.render import format_event
+
+PROG = "autoresearch-tui"
+
+
+def config_parent() -> argparse.ArgumentParser:
+    """Parent parser giving a subcommand `--config FILE` (also accepted before it)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--config", default=argparse.SUPPRESS,
+        help="autoresearch.toml (default: nearest from the current folder upward)",
+    )
+    return parent
+
+
+def config_from_args(args: argparse.Namespace, *, check_repo: bool = True) -> Config:
+    """Load the config named by --config, or the nearest one from cwd upward."""
+    path = Path(args.config) if getattr(args, "config", None) else find_config()
+    return load_config(path, check_repo=check_repo)
+
+
+def error(command: str | None, message: str) -> None:
+    """`autoresearch-tui <command>: message` on stderr."""
+    prefix = f"{PROG} {command}" if command else PROG
+    print(f"{prefix}: {message}", file=sys.stderr)
+
+
+async def request(workspace, op: str, *, raw: bool = False, **args: Any) -> dict[str, Any]:
+    """One request to the workspace's running engine; raises EngineClientError (a refusal
+    too, unless `raw`: then the reply comes back whatever it says)."""
+    from autoresearch_tui.engine.client import EngineClient
+    from autoresearch_tui.engine.protocol import socket_path
+
+    client = await EngineClient.connect(socket_path(workspace.root))
+    try:
+        return await (client.request_raw if raw else client.request)(op, **args)
+    finally:
+        await client.close()
+
+
+def request_sync(workspace, op: str, *, raw: bool = False, **args: Any) -> dict[str, Any]:
+    return asyncio.run(request(workspace, op, raw=raw, **args))
+
+
+def print_event_json(event: dict[str, Any], stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
+    stream.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
+    stream.flush()
+
+
+def print_event_line(event: dict[str, Any]) -> None:
+    print(format_event(event), flush=True)

@@ -1,0 +1,60 @@
+"""`autoresearch-tui`: the parser, built from one module per command group.
+
+Every module in COMMAND_GROUPS exposes `register_cli(subparsers)`, which adds its parsers
+and sets `func=<callable(args) -> int>`. A module that fails to import is a broken
+install, and says so. No COMMAND attaches the TUI (imported lazily, so headless commands
+never load textual or the agent SDK).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from autoresearch_tui.cli.common import PROG, error
+from autoresearch_tui.engine.config import ConfigError
+
+COMMAND_GROUPS = (
+    "autoresearch_tui.cli.lifecycle",
+    "autoresearch_tui.cli.status",
+    "autoresearch_tui.cli.experiment",
+    "autoresearch_tui.cli.demo",
+    "autoresearch_tui.cli.claude_hooks",
+    "autoresearch_tui.cli.profile",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run guarded Claude autoresearch loops side by side. With no COMMAND, "
+        "attach the terminal UI to this workspace's engine, starting the engine if none runs.",
+        epilog="Try it offline: autoresearch-tui demo",
+    )
+    parser.add_argument("--config", help="autoresearch.toml (default: nearest from cwd upward)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_GROUPS:
+        importlib.import_module(name).register_cli(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    try:
+        if func is None:
+            from autoresearch_tui.cli.attach import attach
+
+            return attach(args)
+        return int(func(args) or 0)
+    except ConfigError as exc:
+        error(None, str(exc))
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

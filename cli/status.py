@@ -1,0 +1,133 @@
+"""Reading a workspace: `status` (one line per lane, or JSON) and `logs LANE`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import time
+
+from autoresearch_tui.cli.common import (
+    config_from_args, config_parent, error, print_event_json, print_event_line, request_sync,
+)
+from autoresearch_tui.engine.core.render import figure
+from autoresearch_tui.engine.daemon.control import running_pid
+from autoresearch_tui.engine.workspace import Workspace
+
+
+def register_cli(subparsers) -> None:
+    status = subparsers.add_parser("status", parents=[config_parent()],
+                                   help="one line per lane: state, runs, best, change, cost, last activity")
+    status.add_argument("--json", action="store_true", help="the whole snapshot as JSON")
+    status.set_defaults(func=cmd_status)
+    logs = subparsers.add_parser("logs", parents=[config_parent()], help="read a lane's events")
+    logs.add_argument("lane")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    logs.add_argument("--since", metavar="TIME",
+                      help="only events after TIME: 10m, 2h, 1d, a unix time or an ISO date")
+    logs.add_argument("--type", dest="types", metavar="TYPES",
+                      help="comma-separated event types, e.g. stop_blocked,retrospective")
+    logs.add_argument("--limit", type=int, default=200, help="how many past events (default 200)")
+    logs.add_argument("--json", action="store_true", help="raw JSON lines")
+    logs.set_defaults(func=cmd_logs)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from autoresearch_tui.engine.client import EngineClientError
+    from autoresearch_tui.engine.offline import offline_snapshot
+
+    config = config_from_args(args, check_repo=False)
+    workspace = Workspace(config)
+    snapshot = None
+    if running_pid(workspace):
+        try:
+            snapshot = request_sync(workspace, "snapshot")["snapshot"]
+            snapshot["engine"] = "running"
+        except EngineClientError as exc:
+            error(None, f"engine not answering ({exc}); showing what is on disk")
+    if snapshot is None:
+        snapshot = offline_snapshot(config)
+        snapshot["engine"] = "not running"
+    if args.json:
+        print(json.dumps(snapshot, indent=2, default=str))
+    else:
+        for line in status_lines(snapshot):
+            print(line)
+    return 0
+
+
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return "never"
+    seconds = max(0, time.time() - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit} ago"
+    return f"{seconds:.0f}s ago"
+
+
+def status_lines(snapshot: dict) -> list[str]:
+    metric = snapshot.get("metric", "metric")
+    lines = [f"{snapshot.get('experiment')} — {snapshot.get('workspace')} — engine "
+             f"{snapshot.get('engine', '?')}" + (" — SCRIPTED DEMO MODEL" if snapshot.get("scripted") else "")]
+    lines.append(f"{'lane':<10} {'state':<16} {'runs':>5} {'best ' + metric:>18} {'change':>8} "
+                 f"{'cost':>9}  last activity")
+    for name, lane in snapshot.get("lanes", {}).items():
+        frontier = lane.get("frontier", {}) or {}
+        change = frontier.get("change_pct")
+        lines.append(
+            f"{name:<10} {lane.get('state', '?'):<16} {frontier.get('runs', 0):>5} "
+            f"{figure(frontier.get('best')):>18} "
+            f"{'-' if change is None else f'{change:+.1f}%':>8} "
+            f"${lane.get('counters', {}).get('cost_usd', 0.0):>8.4f}  {_ago(lane.get('last_activity'))}"
+        )
+    return lines
+
+
+def parse_since(text: str | None) -> float | None:
+    """'10m', '2h', '1d', '30s', a unix time, or an ISO date/time (local)."""
+    if not text:
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if match:
+        seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+        return time.time() - seconds
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return dt.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise SystemExit(f"autoresearch-tui: --since {text!r}: use 10m, 2h, 1d, a unix time or an ISO date")
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from autoresearch_tui.engine.core.events import tail_events
+
+    config = config_from_args(args, check_repo=False)
+    workspace = Workspace(config)
+    if args.lane not in {lane.name for lane in config.lanes} and not workspace.lane_dir(args.lane).is_dir():
+        error(None, f"no lane named {args.lane!r}")
+        return 2
+    path = workspace.events_path(args.lane)
+    types = {t.strip() for t in args.types.split(",") if t.strip()} if args.types else None
+    since = parse_since(args.since)
+    show = print_event_json if args.json else print_event_line
+    events = tail_events(path, limit=args.limit if since is None else 10**9, types=types, since=since)
+    for event in events:
+        show(event)
+    if not args.follow:
+        return 0
+    last_ts = events[-1]["ts"] if events else time.time()
+    try:
+        while True:
+            time.sleep(0.5)
+            fresh = tail_events(path, limit=10**6, types=types, since=last_ts)
+            for event in fresh:
+                show(event)
+            if fresh:
+                last_ts = fresh[-1]["ts"]
+    except KeyboardInterrupt:
+        return 0

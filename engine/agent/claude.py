@@ -1,0 +1,203 @@
+"""The Claude adapter of a lane: one `ClaudeSDKClient` session (the bundled Claude CLI).
+
+It maps the CLI's hooks onto the lane's agent-neutral guard methods (Stop -> decide_stop,
+PostToolUse -> after_tool_use, PreToolUse -> check_write, PreCompact -> note_compaction)
+and turns every SDK message into events. Everything the lane decides is in lane.py; only
+what is specific to claude-agent-sdk lives here.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from claude_agent_sdk import (
+    AssistantMessage,
+    ClaudeAgentOptions,
+    ClaudeSDKClient,
+    HookMatcher,
+    ResultMessage,
+    SystemMessage,
+    TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    UserMessage,
+)
+
+from autoresearch_tui.engine.agent.processes import guarded_cli_path
+from autoresearch_tui.engine.core.tools import GUARDED_WRITE_TOOLS, TOOL_SERVER_NAME, tool_id
+
+if TYPE_CHECKING:
+    from autoresearch_tui.engine.agent.lane import Lane
+
+log = logging.getLogger(__name__)
+
+TOOL_OUTPUT_EVENT_LIMIT = 64 * 1024
+
+
+class SessionError(RuntimeError):
+    """The CLI finished a turn with an error result (e.g. an API error after its retries)."""
+
+
+class ClaudeSession:
+    """One CLI process for a lane; `async with` opens and closes it (resumable by session id)."""
+
+    def __init__(self, lane: "Lane"):
+        self.lane = lane
+        self._client: ClaudeSDKClient | None = None
+        self._seen_message_ids: set[str] = set()
+
+    async def __aenter__(self) -> "ClaudeSession":
+        self._client = ClaudeSDKClient(options=self.options())
+        await self._client.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.__aexit__(*exc_info)
+
+    async def turn(self, prompt: str) -> None:
+        """Send one prompt and handle every message until the turn's result."""
+        assert self._client is not None, "the session is not open"
+        await self._client.query(prompt)
+        async for message in self._client.receive_response():
+            self._on_message(message)
+
+    async def interrupt(self) -> None:
+        if self._client is not None:
+            await self._client.interrupt()
+
+    # ----------------------------------------------------------------- options & hooks
+    def options(self) -> ClaudeAgentOptions:
+        lane = self.lane
+        agent = lane.config.agent
+        allowed = list(agent.allowed_tools)
+        mcp_servers: dict[str, Any] = {}
+        if lane.tool_server_factory is not None:
+            server, tool_names = lane.tool_server_factory(lane)
+            mcp_servers[TOOL_SERVER_NAME] = server
+            allowed += [tool_id(tool) for tool in tool_names]
+        return ClaudeAgentOptions(
+            cwd=str(lane.workspace.fork_dir(lane.name)),
+            env=lane.agent_env(),
+            permission_mode=agent.permission_mode,
+            allowed_tools=allowed,
+            model=agent.model or None,
+            max_budget_usd=agent.max_budget_usd or None,
+            resume=lane.record.session_id,
+            mcp_servers=mcp_servers,
+            add_dirs=[str(lane.workspace.lane_dir(lane.name))],
+            setting_sources=[],  # the lane's behaviour must not depend on user settings files
+            hooks={
+                "Stop": [HookMatcher(hooks=[self._on_stop])],
+                "PostToolUse": [HookMatcher(hooks=[self._on_post_tool_use])],
+                "PreToolUse": [HookMatcher(matcher="|".join(GUARDED_WRITE_TOOLS),
+                                           hooks=[self._on_pre_tool_use])],
+                "PreCompact": [HookMatcher(hooks=[self._on_pre_compact])],
+            },
+            stderr=self._on_cli_stderr,
+            cli_path=guarded_cli_path(lane.workspace.state_dir),
+        )
+
+    def _on_cli_stderr(self, line: str) -> None:
+        log.debug("lane %s cli: %s", self.lane.name, line)
+
+    async def _on_stop(self, input_data: dict, tool_use_id: str | None, context: Any) -> dict:
+        last = input_data.get("last_assistant_message")
+        message = self.lane.decide_stop(last if isinstance(last, str) else None)
+        return {} if message is None else {"decision": "block", "reason": message}
+
+    async def _on_post_tool_use(self, input_data: dict, tool_use_id: str | None, context: Any) -> dict:
+        context_text = self.lane.after_tool_use()
+        if not context_text:
+            return {}
+        return {"hookSpecificOutput": {"hookEventName": "PostToolUse", "additionalContext": context_text}}
+
+    async def _on_pre_tool_use(self, input_data: dict, tool_use_id: str | None, context: Any) -> dict:
+        tool = input_data.get("tool_name", "")
+        key = GUARDED_WRITE_TOOLS.get(tool)
+        raw = (input_data.get("tool_input") or {}).get(key) if key else None
+        if not raw or not isinstance(raw, str):
+            return {}
+        cwd = input_data.get("cwd")
+        reason = self.lane.check_write(tool, raw, Path(cwd) if isinstance(cwd, str) and cwd else None)
+        if reason is None:
+            return {}
+        return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
+                                       "permissionDecisionReason": reason}}
+
+    async def _on_pre_compact(self, input_data: dict, tool_use_id: str | None, context: Any) -> dict:
+        self.lane.note_compaction()
+        return {}
+
+    # ----------------------------------------------------------------- SDK messages → events
+    def _on_message(self, message: Any) -> None:
+        lane = self.lane
+        if isinstance(message, SystemMessage):
+            session_id = message.data.get("session_id")
+            if message.subtype == "init" and session_id:
+                lane.note_session(session_id)
+        elif isinstance(message, AssistantMessage):
+            self._on_assistant(message)
+        elif isinstance(message, UserMessage):
+            if isinstance(message.content, list):
+                for block in message.content:
+                    if isinstance(block, ToolResultBlock):
+                        lane.emit("tool_result", tool_use_id=block.tool_use_id,
+                                  is_error=bool(block.is_error), output=_tool_output(block.content))
+        elif isinstance(message, ResultMessage):
+            if message.session_id:
+                lane.note_session(message.session_id, announce=False)
+            if message.total_cost_usd is not None:
+                lane.note_cost(float(message.total_cost_usd))
+            if message.is_error and lane.interrupted:
+                lane.emit("lane_state", state=lane.state, previous=lane.state,
+                          reason="the agent's turn was interrupted by the engine")
+            elif message.is_error:
+                status = getattr(message, "api_error_status", None)
+                detail = "; ".join(message.errors or []) or message.result or message.subtype
+                raise SessionError(f"the session ended with an error (HTTP {status}): {detail}"
+                                   if status else f"the session ended with an error: {detail}")
+            lane.save()
+
+    def _on_assistant(self, message: AssistantMessage) -> None:
+        if message.parent_tool_use_id:
+            return  # a subagent's message; the lane's own turns are what the policy counts
+        lane = self.lane
+        synthetic = bool(message.error) or message.model == "<synthetic>"  # the CLI's error notice
+        message_id = message.message_id or id(message)
+        if not synthetic and message_id not in self._seen_message_ids:
+            self._seen_message_ids.add(message_id)
+            if len(self._seen_message_ids) > 4096:
+                self._seen_message_ids = {message_id}
+            lane.note_assistant_turn()
+        if message.error:
+            lane.emit("error", where="api", message=str(message.error))
+        for block in message.content:
+            if isinstance(block, TextBlock) and block.text.strip():
+                lane.note_assistant_text(block.text)
+            elif isinstance(block, ThinkingBlock) and block.thinking.strip():
+                lane.emit("assistant_text", text=block.thinking, thinking=True)
+            elif isinstance(block, ToolUseBlock):
+                lane.note_tool_call(block.name, block.id, block.input)
+
+
+def _tool_output(content: Any) -> str:
+    if content is None:
+        text = ""
+    elif isinstance(content, str):
+        text = content
+    else:
+        parts = []
+        for item in content:
+            if isinstance(item, dict) and item.get("type") == "text":
+                parts.append(str(item.get("text", "")))
+            else:
+                parts.append(f"[{item.get('type', 'content') if isinstance(item, dict) else 'content'}]")
+        text = "\n".join(parts)
+    if len(text) > TOOL_OUTPUT_EVENT_LIMIT:
+        text = text[:TOOL_OUTPUT_EVENT_LIMIT] + f"\n… [{len(text) - TOOL_OUTPUT_EVENT_LIMIT} more characters]"
+    return text

@@ -1,0 +1,519 @@
+"""One lane: an agent session in its own fork, guarded by the loop policy.
+
+The lane is agent-neutral. It owns the lane's state, counters and events, the session loop
+(turns until the lane stops, retries with backoff, resume by session id), and the guard
+decisions an agent's hooks ask for:
+
+- `decide_stop(last_message)`: block (with the continue or retrospective prompt) or allow;
+- `after_tool_use()`: text to put into the agent's next request (re-injection, messages);
+- `check_write(tool, path, cwd)`: the write guard;
+- `note_compaction()`: the program is due again.
+
+An agent adapter (agent/claude.py today) opens one agent process as an async context
+manager, runs `turn(prompt)` and `interrupt()`, and reports what the agent does through the
+`note_*` methods. lane.json is kept current so a restarted engine resumes the same session
+with the same counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from autoresearch_tui.engine.agent.prompts import lane_variables, loop_program
+from autoresearch_tui.engine.config import Config
+from autoresearch_tui.engine.core import policy
+from autoresearch_tui.engine.core.events import Event, EventLog, make_event
+from autoresearch_tui.engine.core.files import atomic_write_json
+from autoresearch_tui.engine.core.lane_state import (
+    IDLE_STATES, NEEDS_ATTENTION, PAUSED, PAUSING, RUNNING, STARTING, STOPPED, STOPPING,
+    LaneRecord, LaneRecordError,
+)
+from autoresearch_tui.engine.core.skills import condensed_program, render_skill
+from autoresearch_tui.engine.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+class AgentSession(Protocol):
+    """One agent process of a lane (see agent/claude.py)."""
+
+    async def __aenter__(self) -> "AgentSession": ...
+    async def __aexit__(self, *exc_info: Any) -> None: ...
+    async def turn(self, prompt: str) -> None: ...
+    async def interrupt(self) -> None: ...
+
+
+def claude_session(lane: "Lane") -> AgentSession:
+    from autoresearch_tui.engine.agent.claude import ClaudeSession  # the SDK only where lanes run
+
+    return ClaudeSession(lane)
+
+
+class Lane:
+    def __init__(
+        self,
+        name: str,
+        config: Config,
+        workspace: Workspace,
+        *,
+        publish: Callable[[Event], None],
+        base_env: dict[str, str] | None = None,
+        backoff_base_s: float = 2.0,
+        backoff_max_s: float = 300.0,
+        tool_server_factory: Callable[["Lane"], Any] | None = None,
+        ledger_view: Callable[[str], policy.LedgerView] | None = None,
+        session_factory: Callable[["Lane"], AgentSession] = claude_session,
+    ):
+        self.name = name
+        self.config = config
+        self.workspace = workspace
+        self.settings = policy.LoopSettings.from_object(config.loop)
+        self._publish = publish
+        self._base_env = dict(base_env or {})
+        self._backoff_base_s = backoff_base_s
+        self._backoff_max_s = backoff_max_s
+        self.tool_server_factory = tool_server_factory
+        self._ledger_view = ledger_view or (lambda lane: policy.LedgerView())
+        self._session_factory = session_factory
+
+        workspace.lane_dir(name).mkdir(parents=True, exist_ok=True)
+        self.events = EventLog(workspace.events_path(name))
+        self.record = self._load_record()
+        self.variables = lane_variables(config, workspace, name)
+        self.program = loop_program(config, self.variables)
+
+        self._session: AgentSession | None = None
+        self._wake = asyncio.Event()
+        self._pending_messages: list[str] = []
+        self._last_assistant_text = ""
+        self._task: asyncio.Task | None = None
+        self._in_turn = False
+        self._why_continue = "resumed"
+        self.benchmark_running = False
+        self.interrupted = False
+        """True while a turn the engine interrupted winds down (its error result is ours)."""
+
+    def _load_record(self) -> LaneRecord:
+        """lane.json, or a fresh record when it is unusable (the bad file is kept aside)."""
+        path = self.workspace.lane_json(self.name)
+        try:
+            return LaneRecord.load(path, self.name)
+        except LaneRecordError as exc:
+            kept = path.with_name(f"lane.json.bad-{time.strftime('%Y%m%dT%H%M%S')}")
+            with contextlib.suppress(OSError):
+                os.replace(path, kept)
+            self.events.append(make_event(
+                self.name, "warning", where="lane.json",
+                message=f"{path} was unusable ({exc}); kept as {kept.name}, the lane starts fresh "
+                        "(its ledger and runs are untouched)"))
+            return LaneRecord(name=self.name)
+
+    # ----------------------------------------------------------------- events & state
+    @property
+    def state(self) -> str:
+        return self.record.state
+
+    def emit(self, type: str, **fields: Any) -> Event:
+        event = self.events.append(make_event(self.name, type, **fields))
+        self.record.last_activity = event["ts"]
+        self._publish(event)
+        return event
+
+    def log_event(self, event: Event) -> None:
+        """Log and publish an event made elsewhere (metrics watcher, benchmark runner)."""
+        self._publish(self.events.append(event))
+
+    def set_state(self, state: str, reason: str = "") -> None:
+        if state == self.record.state:
+            return
+        previous = self.record.state
+        self.record.state = state
+        if state == NEEDS_ATTENTION:
+            self.record.needs_attention_reason = reason
+        elif previous == NEEDS_ATTENTION:
+            self.record.needs_attention_reason = ""
+        self.save()
+        self.emit("lane_state", state=state, previous=previous, reason=reason)
+
+    def save(self) -> None:
+        atomic_write_json(self.workspace.lane_json(self.name), self.record.to_dict())
+
+    def snapshot(self) -> dict[str, Any]:
+        data = self.record.to_dict()
+        data["next_injection"] = policy.next_injection(self.record.policy, self.settings, time.time())
+        data["fork"] = str(self.workspace.fork_dir(self.name))
+        data["focus"] = self.config.lane(self.name).focus if self._configured() else ""
+        return data
+
+    def _configured(self) -> bool:
+        return any(lane.name == self.name for lane in self.config.lanes)
+
+    @property
+    def in_turn(self) -> bool:
+        return self._in_turn
+
+    # ----------------------------------------------------------------- control (engine API)
+    def start(self) -> asyncio.Task:
+        self._task = asyncio.create_task(self._run(), name=f"lane-{self.name}")
+        return self._task
+
+    def pause(self) -> str:
+        if self.state in (PAUSED, STOPPED, STOPPING):
+            return f"lane {self.name} is already {self.state}"
+        if self._in_turn:
+            self.set_state(PAUSING, "paused by the user")
+            return f"lane {self.name} pausing: the agent may stop at the end of its current step"
+        self.set_state(PAUSED, "paused by the user")
+        return f"lane {self.name} paused"
+
+    def resume(self) -> str:
+        if self.state in (RUNNING, STARTING):
+            return f"lane {self.name} is already running"
+        if self.state == STOPPING:
+            return f"lane {self.name} is stopping; resume it once it has stopped"
+        self.record.counters.consecutive_failures = 0
+        self.set_state(RUNNING, "resumed by the user")
+        self._wake.set()
+        if self._task is None or self._task.done():  # stopped, or never got a session going
+            self.start()
+        return f"lane {self.name} resumed"
+
+    def request_retrospective(self) -> str:
+        self.record.policy.retrospective_requested = True
+        self.save()
+        self.emit("retrospective", phase="requested", reason="requested by the user")
+        if self.state in IDLE_STATES and self.state != STOPPED:
+            self.resume()
+        return f"retrospective queued for lane {self.name}: delivered at the agent's next step"
+
+    def send_message(self, text: str) -> str:
+        text = text.strip()
+        if not text:
+            return "empty message not sent"
+        self._pending_messages.append(text)
+        self.emit("user_message", text=text, delivery="queued")
+        if self.state in IDLE_STATES and self.state != STOPPED:
+            self.resume()
+        return f"message queued for lane {self.name}"
+
+    def idle_seconds(self, now: float | None = None) -> float:
+        return (now or time.time()) - (self.record.last_activity or self.record.created_at)
+
+    async def nudge(self, idle_s: float) -> None:
+        """A running lane went silent: interrupt the stuck turn and continue the loop."""
+        idle = f"{idle_s / 60:.0f} minutes" if idle_s >= 90 else f"{idle_s:.0f} s"
+        reason = f"no activity for {idle} while running"
+        self._why_continue = f"nudged: {reason}"
+        self.emit("injection", kind="nudge", reason=reason)
+        await self._interrupt(timeout=10)
+
+    async def _interrupt(self, timeout: float) -> None:
+        session = self._session
+        if session is not None and self._in_turn:
+            self.interrupted = True  # the error result that follows is ours, not a failure
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(session.interrupt(), timeout=timeout)
+
+    async def stop(self, timeout: float = 20.0) -> None:
+        """Stop now: interrupt the agent's turn and close the session (resumable later).
+
+        The session is closed by leaving its `async with` normally: cancelling the task
+        instead can abort the SDK's close before it kills the CLI, leaving an orphaned agent
+        working (and spending) on its own. Whatever still runs in the lane's folder
+        afterwards is terminated.
+        """
+        from autoresearch_tui.engine.agent.processes import kill_orphans
+
+        if self.state != STOPPED:
+            self.set_state(STOPPING, "stop requested")
+        self._wake.set()
+        await self._interrupt(timeout=5)
+        if self._task is not None and not self._task.done():
+            done, _ = await asyncio.wait({self._task}, timeout=timeout)
+            if not done:
+                self.emit("warning", where="stop", message=f"the session did not close within {timeout:.0f}s")
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=5)
+        leftovers = await asyncio.to_thread(kill_orphans, self.workspace.lane_dir(self.name))
+        if leftovers:
+            self.emit("warning", where="stop", message="terminated processes left in the lane: "
+                      + "; ".join(leftovers))
+        self.set_state(STOPPED, "stopped")
+        self.save()
+        self.events.close()
+
+    # ----------------------------------------------------------------- the session loop
+    async def _run(self) -> None:
+        try:
+            await self._prepare_fork()
+        except Exception as exc:  # a lane that cannot start must not take the engine down
+            self.emit("error", where="fork", message=str(exc))
+            self.set_state(NEEDS_ATTENTION, f"could not create the fork: {exc}")
+            return
+        resumed = self.record.session_id is not None
+        # A pause (or an unresolved needs_attention) survives restarts; anything else runs.
+        keep = self.state == PAUSED or (resumed and self.state == NEEDS_ATTENTION)
+        if not keep:
+            self.set_state(RUNNING, "resuming session" if resumed else "starting session")
+        prompt = self._resume_prompt() if resumed else self._start_prompt()
+        while self.state not in (STOPPING, STOPPED):
+            try:
+                await self._run_session(prompt)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.state in (STOPPING, STOPPED):
+                    break
+                await self._after_failure(exc)
+                prompt = self._continue_prompt("the agent process failed and was restarted")
+
+    async def _prepare_fork(self) -> None:
+        from autoresearch_tui.engine.agent.processes import kill_orphans
+        from autoresearch_tui.engine.repo.forks import prepare_fork  # git work: off the event loop
+
+        stopped = await asyncio.to_thread(kill_orphans, self.workspace.lane_dir(self.name))
+        if stopped:
+            self.emit("warning", where="restart",
+                      message="stopped processes a previous engine left in this lane: " + "; ".join(stopped))
+        info = await asyncio.to_thread(prepare_fork, self.workspace, self.name)
+        if info.created:
+            self.emit("fork", path=str(info.path), branch=info.branch, linked=info.linked)
+        for warning in info.warnings:
+            self.emit("warning", where="fork", message=warning)
+
+    async def _run_session(self, first_prompt: str) -> None:
+        """One agent process: turns until the lane stops. Paused lanes keep it open, so a
+        resume continues the same conversation without starting a new process."""
+        async with self._session_factory(self) as session:
+            self._session = session
+            try:
+                prompt: str | None = first_prompt
+                while self.state not in (STOPPING, STOPPED):
+                    if self.state in IDLE_STATES:
+                        self._wake.clear()
+                        await self._wake.wait()
+                        continue
+                    if prompt is None:
+                        prompt = (self._drain_messages_prompt() if self._pending_messages
+                                  else self._continue_prompt(self._why_continue))
+                    await self._turn(session, prompt)
+                    prompt = None
+                    # The turn ended: the policy let a stop through (pause, runaway, budget)
+                    # or the agent ended it on its own; a running lane simply continues.
+                    if self.state == PAUSING:
+                        self.set_state(PAUSED, "the agent stopped while pausing")
+                    if not self.interrupted:  # a nudge already said why the lane goes on
+                        self._why_continue = "resumed" if self.state in IDLE_STATES else "the turn ended"
+            finally:
+                self._session = None
+
+    async def _turn(self, session: AgentSession, prompt: str) -> None:
+        self._in_turn = True
+        self.interrupted = False
+        self.emit("injection", kind="prompt", reason="turn started", text=prompt)
+        try:
+            await session.turn(prompt)
+        finally:
+            self._in_turn = False
+            self.save()
+
+    async def _after_failure(self, exc: Exception) -> None:
+        counters = self.record.counters
+        counters.failures += 1
+        counters.consecutive_failures += 1
+        counters.restarts += 1
+        self.emit("error", where="session", message=_describe_exception(exc),
+                  consecutive_failures=counters.consecutive_failures)
+        if counters.consecutive_failures >= self.config.loop.max_failures:
+            self.set_state(NEEDS_ATTENTION,
+                           f"{counters.consecutive_failures} failures in a row: {_describe_exception(exc)}")
+            return
+        delay = min(self._backoff_max_s, self._backoff_base_s * 2 ** (counters.consecutive_failures - 1))
+        self.emit("lane_state", state=self.state, previous=self.state,
+                  reason=f"retrying in {delay:.1f}s (failure {counters.consecutive_failures})")
+        self.save()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wait_for_stop(), timeout=delay)
+
+    async def _wait_for_stop(self) -> None:
+        while self.state not in (STOPPING, STOPPED):
+            self._wake.clear()
+            await self._wake.wait()
+
+    # ----------------------------------------------------------------- what the agent reports
+    def note_session(self, session_id: str, *, announce: bool = True) -> None:
+        """The agent's session (conversation) id, kept so a restart resumes it."""
+        if session_id == self.record.session_id:
+            return
+        self.record.session_id = session_id
+        self.save()
+        if announce:
+            self.emit("session", session_id=session_id)
+
+    def note_assistant_turn(self) -> None:
+        """The model answered (a real turn, not an error notice): that is progress."""
+        self.record.counters.turns += 1
+        self.record.counters.consecutive_failures = 0
+        policy.note_assistant_turn(self.record.policy)
+
+    def note_assistant_text(self, text: str) -> None:
+        self._last_assistant_text = text
+        self.emit("assistant_text", text=text)
+
+    def note_tool_call(self, tool: str, call_id: str, tool_input: Any) -> None:
+        self.record.counters.tool_uses += 1
+        self.emit("tool_use", tool=tool, tool_use_id=call_id, input=tool_input)
+
+    def note_cost(self, turn_cost_usd: float) -> None:
+        # The CLI prices tokens as if they were real; a scripted demo model costs nothing.
+        if self.config.agent.scripted_demo:
+            return
+        self.record.counters.cost_usd += turn_cost_usd
+        self.emit("cost", turn_cost_usd=turn_cost_usd, total_cost_usd=round(self.record.counters.cost_usd, 6))
+
+    # ----------------------------------------------------------------- guard decisions
+    def decide_stop(self, last_message: str | None) -> str | None:
+        """The agent tries to end its turn: the block message to send it, or None to allow."""
+        last = last_message or self._last_assistant_text
+        spent = bool(self.config.agent.max_budget_usd) and (
+            self.record.counters.cost_usd >= self.config.agent.max_budget_usd)
+        view = self._safe_ledger_view()  # read once: the decision and the message share it
+        decision = policy.decide_stop(
+            self.record.policy,
+            self.settings,
+            policy.StopContext(lane_state=self.state, last_assistant_message=last or "",
+                               budget_spent=spent, ledger=view),
+        )
+        if not decision.blocks:
+            self.emit("stop_allowed", kind=decision.kind, reason=decision.reason)
+            if decision.needs_attention:
+                self.set_state(NEEDS_ATTENTION, decision.reason)
+            self.save()
+            return None
+        message = self._block_message(decision, view)
+        self.emit("stop_blocked", kind=decision.kind, reason=decision.reason,
+                  stops_blocked=self.record.policy.stops_blocked, message=message)
+        if decision.kind == "retrospective":
+            self.emit("retrospective", phase="started", reason=decision.reason)
+        self.save()
+        return message
+
+    def after_tool_use(self) -> str | None:
+        """After each tool call: what to add to the agent's next request, if anything."""
+        state = self.record.policy
+        policy.note_tool_use(state)
+        parts = []
+        messages = self._take_pending_messages()
+        if messages:
+            parts.append(messages)
+        if policy.take_requested_retrospective(state):
+            self.emit("retrospective", kind="retrospective", phase="started",
+                      reason="requested by the user (delivered after a tool call)")
+            parts.append("[autoresearch] The user asks for a retrospective now.\n\n"
+                         + render_skill("create-retrospective", self.variables))
+        reason = policy.injection_due(state, self.settings, time.time())
+        if reason:
+            policy.mark_injected(state, time.time())
+            self.emit("injection", kind="program", reason=reason)
+            parts.append("[autoresearch] Reminder of the loop program you are running "
+                         f"({reason}):\n\n{self.program}")
+        self.save()
+        return "\n\n".join(parts) if parts else None
+
+    def check_write(self, tool: str, raw_path: str, cwd: Path | None) -> str | None:
+        """The write guard: None when `tool` may write `raw_path`, else the reason it may not."""
+        base = cwd or self.workspace.fork_dir(self.name)
+        target = Path(raw_path).resolve() if os.path.isabs(raw_path) else (base / raw_path).resolve()
+        allowed = self.workspace.lane_dir(self.name).resolve()
+        if target == allowed or allowed in target.parents:
+            return None
+        reason = (f"autoresearch write guard: {tool} to {target} is outside this lane's folder "
+                  f"{allowed}. Edit files in your fork {self.workspace.fork_dir(self.name)} only.")
+        self.emit("tool_denied", tool=tool, path=str(target), reason=reason)
+        return reason
+
+    def note_compaction(self) -> None:
+        policy.note_compaction(self.record.policy)
+        self.emit("injection", kind="scheduled", reason="context compaction: the program is due again")
+        self.save()
+
+    # ----------------------------------------------------------------- prompts & messages
+    def agent_env(self) -> dict[str, str]:
+        """The environment of the agent's CLI and of the benchmarks it runs."""
+        timeout_ms = str(int(self.config.experiment.run_timeout_s * 1000))
+        env = {
+            **self._base_env,
+            # Benchmarks the agent runs through Bash must not die at the CLI's 2-minute default.
+            "BASH_DEFAULT_TIMEOUT_MS": timeout_ms,
+            "BASH_MAX_TIMEOUT_MS": timeout_ms,
+            "AUTORESEARCH_LANE": self.name,
+            "AUTORESEARCH_LANE_DIR": str(self.workspace.lane_dir(self.name)),
+            "AUTORESEARCH_RUNS_DIR": str(self.workspace.runs_dir(self.name)),
+        }
+        env.update(self.config.lane(self.name).env if self._configured() else {})
+        return env
+
+    def _block_message(self, decision: policy.StopDecision, view: policy.LedgerView) -> str:
+        messages = self._take_pending_messages()
+        if decision.kind == "retrospective":
+            body = render_skill("create-retrospective", self.variables)
+            head = f"[autoresearch] Do not stop. Time for a retrospective ({decision.reason})."
+        else:
+            body = condensed_program(self.program)
+            head = ("[autoresearch] Do not stop: the loop is still running and the user is away. "
+                    "Continue with the next experiment now.")
+        return "\n\n".join(filter(None, [head, messages, self._state_line(view), body]))
+
+    def _state_line(self, view: policy.LedgerView | None = None) -> str:
+        view = view or self._safe_ledger_view()
+        counters = self.record.counters
+        return (f"Lane {self.name}: {view.total_runs} runs recorded, {view.runs_since_best} since "
+                f"the last new best; {counters.tool_uses} tool uses; "
+                f"{self.record.policy.stops_blocked} stops blocked.")
+
+    def _safe_ledger_view(self) -> policy.LedgerView:
+        try:
+            return self._ledger_view(self.name)
+        except Exception as exc:  # a broken ledger must never break a hook
+            log.warning("lane %s: ledger view failed: %s", self.name, exc)
+            return policy.LedgerView()
+
+    def _take_pending_messages(self) -> str:
+        if not self._pending_messages:
+            return ""
+        texts, self._pending_messages = self._pending_messages, []
+        for text in texts:
+            self.emit("user_message", text=text, delivery="delivered")
+        return "\n".join(f"[message from the user] {text}" for text in texts)
+
+    def _start_prompt(self) -> str:
+        return "\n\n".join([
+            render_skill("start-experiment", self.variables),
+            "## The loop program\n\n" + self.program,
+        ])
+
+    def _resume_prompt(self) -> str:
+        return self._continue_prompt("the engine restarted; your session was resumed")  # also after a lane stop
+
+    def _continue_prompt(self, why: str) -> str:
+        return "\n\n".join(filter(None, [
+            f"[autoresearch] Continue the loop ({why}).",
+            self._take_pending_messages(),
+            self._state_line(),
+            condensed_program(self.program),
+        ]))
+
+    def _drain_messages_prompt(self) -> str:
+        return "\n\n".join([self._take_pending_messages(),
+                            "[autoresearch] Then continue the loop."])
+
+
+def _describe_exception(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]

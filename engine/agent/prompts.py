@@ -1,0 +1,44 @@
+"""The prompts a lane's agent reads: the loop program and the skills, with the lane's variables."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Mapping
+
+from autoresearch_tui.engine.core.skills import render, render_skill, strip_front_matter
+
+
+def lane_variables(config, workspace, lane: str) -> dict[str, str]:
+    """The variables every skill may use, for one lane."""
+    lane_config = config.lane(lane)
+    focus = lane_config.focus.strip()
+    return {
+        "lane": lane,
+        "experiment": config.experiment.name,
+        "metric": config.experiment.metric,
+        "direction": config.experiment.direction,
+        "bench_command": config.experiment.bench_command,
+        "fork": str(workspace.fork_dir(lane)),
+        "lane_dir": str(workspace.lane_dir(lane)),
+        "ledger": str(workspace.ledger_path(lane)),
+        "retrospectives_dir": str(workspace.retrospectives_dir(lane)),
+        "date": _dt.date.today().isoformat(),
+        "focus": focus,
+        "focus_block": f"\n## This lane's focus\n{focus}\n" if focus else "",
+    }
+
+
+def loop_program(config, variables: Mapping[str, str]) -> str:
+    """The loop instructions: experiment.program if set, else the bundled loop skill."""
+    program = config.experiment.program.strip()
+    if not program:
+        return render_skill("autoresearch-loop", variables)
+    path = Path(program).expanduser()
+    if not path.is_absolute():
+        path = config.workspace / path
+    text = render(path.read_text(encoding="utf-8"), variables)
+    text = strip_front_matter(text)
+    if variables.get("focus_block") and "{{focus_block}}" not in program:
+        text += variables["focus_block"]
+    return text

@@ -1,0 +1,200 @@
+"""Events: one JSON object per line, `{"ts", "lane", "type", ...}` (docs/architecture.md).
+
+Everything the engine knows goes to disk first (events.jsonl per lane); subscribers
+(the socket, `run --events-jsonl`) only see what was already written. Every string is
+redacted before it is written, so a credential echoed by a tool never reaches a log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+EVENT_TYPES = (
+    "lane_state", "assistant_text", "tool_use", "tool_result", "injection", "stop_blocked",
+    "stop_allowed", "retrospective", "run_recorded", "metric", "profile_summary", "merge",
+    "error", "warning", "cost", "user_message", "session",
+)
+
+Event = dict[str, Any]
+Subscriber = Callable[[Event], None]
+
+# Values that look like credentials never reach a log (a tool result may echo env vars).
+_SECRET_PATTERNS = [
+    re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"(?i)((?:api[_-]?key|auth[_-]?token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"),
+]
+
+
+def redact(text: str) -> str:
+    for pattern in _SECRET_PATTERNS:
+        if pattern.groups:
+            text = pattern.sub(lambda m: m.group(1) + "[redacted]", text)
+        else:
+            text = pattern.sub("[redacted]", text)
+    return text
+
+
+def redact_values(value: Any) -> Any:
+    """Redact every string inside an event (before JSON escaping hides line breaks)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_values(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_values(item) for item in value]
+    return value
+
+
+def make_event(lane: str, type: str, **fields: Any) -> Event:
+    return {"ts": time.time(), "lane": lane, "type": type, **fields}
+
+
+def encode_event(event: Event) -> str:
+    """The event's line in events.jsonl (redacted, with its newline)."""
+    return json.dumps(redact_values(event), ensure_ascii=False, default=str) + "\n"
+
+
+def append_event(path: Path | str, event: Event) -> None:
+    """Append one event to a log with a single O_APPEND write (for one-off writers: hooks,
+    the `merge` command); a long-lived writer uses EventLog."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, encode_event(event).encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+class EventLog:
+    """Append-only events.jsonl with size-based rotation that never drops a line.
+
+    Rotation renames `events.jsonl` to `events.<n>.jsonl` (n increasing), so readers can
+    walk all segments in order with `segments()`.
+    """
+
+    def __init__(self, path: Path, rotate_bytes: int = 64 * 1024 * 1024):
+        self.path = Path(path)
+        self.rotate_bytes = rotate_bytes
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def append(self, event: Event) -> Event:
+        """Write one event; returns it as written (credentials redacted) for publishing."""
+        event = redact_values(event)
+        line = json.dumps(event, ensure_ascii=False, default=str) + "\n"  # redacted above
+        with self._lock:
+            if self._file.closed:  # a lane restarted after a stop writes on
+                self._file = open(self.path, "a", encoding="utf-8")
+            self._file.write(line)
+            self._file.flush()
+            if self._file.tell() >= self.rotate_bytes:
+                self._rotate()
+        return event
+
+    def _rotate(self) -> None:
+        self._file.close()
+        numbers = [segment_number(p) for p in self.path.parent.glob(f"{self.path.stem}.*.jsonl")]
+        target = self.path.with_name(f"{self.path.stem}.{max(numbers, default=0) + 1}.jsonl")
+        os.replace(self.path, target)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+
+
+def segment_number(path: Path) -> int:
+    try:
+        return int(path.name.split(".")[-2])
+    except (ValueError, IndexError):
+        return 0
+
+
+def segments(path: Path) -> list[Path]:
+    """All files of a rotated log, oldest first, the live file last."""
+    path = Path(path)
+    rotated = sorted(path.parent.glob(f"{path.stem}.*.jsonl"), key=segment_number)
+    return [*rotated, path] if path.exists() else rotated
+
+
+def read_events(path: Path) -> list[Event]:
+    """Every complete, valid event of a (possibly rotated) log; bad lines are skipped."""
+    events = []
+    for segment in segments(path):
+        with open(segment, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if not line.endswith("\n"):
+                    break  # half-written tail
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(event, dict):
+                    events.append(event)
+    return events
+
+
+def _lines_backwards(path: Path, block: int = 256 * 1024):
+    """Complete lines of a file, last first, reading fixed-size blocks from the end."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        position = handle.tell()
+        remainder = b""
+        first_block = True
+        while position > 0:
+            size = min(block, position)
+            position -= size
+            handle.seek(position)
+            data = handle.read(size) + remainder
+            lines = data.split(b"\n")
+            remainder = lines.pop(0)
+            if first_block:
+                first_block = False
+                if lines and lines[-1] != b"":
+                    lines.pop()  # a half-written tail: not an event yet
+                elif lines:
+                    lines.pop()  # the empty string after the final newline
+            for line in reversed(lines):
+                yield line
+        if remainder and not first_block:
+            yield remainder
+
+
+def tail_events(path: Path, limit: int = 500, before: float | None = None,
+                types: set[str] | None = None, since: float | None = None) -> list[Event]:
+    """The newest `limit` events (oldest first) older than `before` and newer than `since`.
+
+    Reads from the end of the newest segment backwards, so the cost depends on how much
+    history is asked for, not on how large the logs have grown.
+    """
+    found: list[Event] = []
+    for segment in reversed(segments(path)):
+        for raw in _lines_backwards(segment):
+            try:
+                event = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if not isinstance(event, dict):
+                continue
+            ts = event.get("ts", 0)
+            if since is not None and isinstance(ts, (int, float)) and ts <= since:
+                return list(reversed(found))
+            if before is not None and isinstance(ts, (int, float)) and ts >= before:
+                continue
+            if types and event.get("type") not in types:
+                continue
+            found.append(event)
+            if len(found) >= limit:
+                return list(reversed(found))
+    return list(reversed(found))

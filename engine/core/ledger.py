@@ -1,0 +1,352 @@
+"""The run ledger's format (results.tsv) and the frontier computed from it.
+
+Standard library only: the engine and the plain-Claude-Code Stop hook read ledgers with
+this one reader, so both see the same runs, the same best and the same plateau.
+
+results.tsv is tab separated with a header row:
+
+    run_id ts commit <metric> status description step_time_ms mfu peak_hbm_gib compile_s profile
+
+(`step_time_ms` appears once when it is itself the metric). Readers go by the header, so a
+hand-reordered file still reads.
+
+Writing (run ids, refs, torn rows, idempotence) is in engine/runs/record.py.
+
+Noise. Two sources, best first:
+1. repeats: commits measured more than once; each measurement's relative deviation from
+   its commit's median is pooled;
+2. otherwise discarded/inconclusive runs: their relative deviation from the frontier
+   (best so far) at the time they ran.
+noise_pct = 1.4826 * median(|d - median(d)|) over the pooled deviations d, in percent
+(the scaled median absolute deviation: a robust sigma that a few wild runs cannot inflate).
+It needs at least MIN_NOISE_SAMPLES deviations, else it is None. Source 2 mixes real
+(small) regressions with noise, so it overstates noise: keeps flagged "within noise" from
+it deserve a repeat, not a revert.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+STATUSES = ("keep", "discard", "crash", "inconclusive")
+BASE_COLUMNS = ("run_id", "ts", "commit")
+EXTRA_COLUMNS = ("step_time_ms", "mfu", "peak_hbm_gib", "compile_s", "profile")
+NUMERIC_EXTRAS = ("step_time_ms", "mfu", "peak_hbm_gib", "compile_s")
+TORN_MARK = "<torn: incomplete write, ignored>"
+MIN_NOISE_SAMPLES = 3
+MAD_SCALE = 1.4826
+MAX_DESCRIPTION = 2000
+RUN_ID_PATTERN = re.compile(r"^\d{1,12}$")
+
+
+def columns(metric: str) -> list[str]:
+    extras = [c for c in EXTRA_COLUMNS if c != metric]
+    return [*BASE_COLUMNS, metric, "status", "description", *extras]
+
+
+def sanitize(text: Any, limit: int = MAX_DESCRIPTION) -> str:
+    """One TSV field: tabs/newlines become spaces, other control characters go."""
+    text = "" if text is None else str(text)
+    text = re.sub(r"[\t\r\n\v\f]+", " ", text)
+    text = "".join(c for c in text if c >= " " and not "\x7f" <= c <= "\x9f")
+    return text.strip()[:limit]
+
+
+def format_number(value: float | None) -> str:
+    """A ledger field: ten significant digits, so float noise (6.765000000000001) never shows."""
+    if value is None or not math.isfinite(value):
+        return ""
+    return f"{float(value):.10g}"
+
+
+def as_number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def run_sort_key(run_id: str) -> tuple[int, str]:
+    return (int(run_id), run_id) if RUN_ID_PATTERN.match(run_id) else (1 << 62, run_id)
+
+
+# --------------------------------------------------------------------------------------
+# Reading
+
+
+def read_ledger(path: Path | str, metric: str | None = None) -> tuple[list[dict], list[str]]:
+    """Every valid row of a ledger, in file order, and a warning per line skipped.
+
+    Never raises on content: a corrupt or hand-edited line is skipped with a warning naming
+    its line number. Rows are dicts: run_id, ts, commit, metric (float|None), status,
+    description, the numeric extras (float|None), profile, line (1-based).
+    `metric` names the metric column; by default the 4th header column.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [], []
+    except OSError as exc:
+        return [], [f"{path}: cannot read: {exc.strerror or exc}"]
+    return parse_ledger(data, metric=metric, name=str(path))
+
+
+def parse_ledger(data: bytes, metric: str | None = None, name: str = "results.tsv"
+                 ) -> tuple[list[dict], list[str]]:
+    text = data.decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    complete = text.endswith("\n")
+    if complete:
+        lines.pop()
+    rows: list[dict] = []
+    warnings: list[str] = []
+    header: list[str] | None = None
+    seen: set[str] = set()
+    for number, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\r")
+        if number == len(lines) and not complete:
+            if line.strip():
+                warnings.append(f"{name}:{number}: incomplete last line (torn write), skipped")
+            break
+        if not line.strip():
+            continue
+        try:
+            if header is None:
+                fields = line.split("\t")
+                names = [f.strip() for f in fields]
+                if "run_id" in names and "status" in names and len(fields) >= 6:
+                    header = [f.strip() for f in fields]
+                    continue
+                header = columns(metric or "metric")
+                warnings.append(f"{name}:{number}: no header row; assuming the standard columns")
+            row = _parse_row(line, header, metric)
+        except _BadRow as exc:
+            warnings.append(f"{name}:{number}: {exc}, skipped")
+            continue
+        except Exception as exc:  # defensive: a reader must never raise on content
+            warnings.append(f"{name}:{number}: unreadable ({type(exc).__name__}), skipped")
+            continue
+        if row["run_id"] in seen:
+            warnings.append(f"{name}:{number}: duplicate run_id {row['run_id']}, skipped")
+            continue
+        seen.add(row["run_id"])
+        row["line"] = number
+        rows.append(row)
+    return rows, warnings
+
+
+class _BadRow(ValueError):
+    pass
+
+
+def _parse_row(line: str, header: list[str], metric: str | None) -> dict:
+    if line.endswith(TORN_MARK):
+        raise _BadRow("torn row (incomplete write)")
+    fields = line.split("\t")
+    if len(fields) != len(header):
+        raise _BadRow(f"{len(fields)} fields where the header has {len(header)}")
+    values = dict(zip(header, fields))
+    metric_col = metric if metric in values else _guess_metric_column(header)
+    run_id = values.get("run_id", "").strip()
+    if not run_id or not RUN_ID_PATTERN.match(run_id):
+        raise _BadRow(f"bad run_id {run_id!r}")
+    status = values.get("status", "").strip()
+    if status not in STATUSES:
+        raise _BadRow(f"bad status {status!r}")
+    commit = values.get("commit", "").strip()
+    if commit and not re.fullmatch(r"[0-9a-f]{4,64}", commit):
+        raise _BadRow(f"bad commit {commit!r}")
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "ts": values.get("ts", "").strip(),
+        "commit": commit,
+        "metric": _parse_number(values.get(metric_col, ""), metric_col),
+        "status": status,
+        "description": values.get("description", ""),
+    }
+    for name in NUMERIC_EXTRAS:
+        if name == metric_col:
+            row[name] = row["metric"]
+        else:
+            row[name] = _parse_number(values.get(name, ""), name)
+    row["profile"] = values.get("profile", "")
+    return row
+
+
+def _guess_metric_column(header: list[str]) -> str:
+    known = {*BASE_COLUMNS, "status", "description", *EXTRA_COLUMNS}
+    fallback = "step_time_ms" if "step_time_ms" in header else header[3]
+    return next((c for c in header if c not in known), fallback)
+
+
+def _parse_number(text: str, column: str) -> float | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise _BadRow(f"{column}: not a number {text!r}") from None
+    if not math.isfinite(value):
+        return None
+    return value
+
+
+# --------------------------------------------------------------------------------------
+# Frontier
+
+
+@dataclass
+class Frontier:
+    """Baseline, best, noise and plateau of one lane's ledger (rows in file order)."""
+
+    direction: str = "minimize"
+    metric_name: str = "metric"
+    runs: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: {s: 0 for s in STATUSES})
+    baseline: float | None = None
+    baseline_run: str | None = None
+    best: float | None = None
+    """Best so far: the baseline, or the best keep that beat it."""
+    best_run: str | None = None
+    best_commit: str | None = None
+    best_keep_run: str | None = None
+    """The run that set `best` when that run is a keep better than the baseline (what merge takes)."""
+    runs_since_best: int = 0
+    noise_pct: float | None = None
+    noise_source: str | None = None
+    noise_samples: int = 0
+    per_run: dict[str, dict] = field(default_factory=dict)
+    """run_id -> that run's verdict when recorded: previous_best, new_best, delta %, ..."""
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self.direction == "maximize" else a < b
+
+    @property
+    def noise(self) -> float | None:
+        """Noise in the metric's units at the current best."""
+        if self.noise_pct is None or self.best is None:
+            return None
+        return abs(self.best) * self.noise_pct / 100.0
+
+    @property
+    def change_pct(self) -> float | None:
+        """Best vs baseline, signed percent."""
+        return pct(self.best, self.baseline)
+
+    def plateau(self, plateau_runs: int) -> bool:
+        return self.baseline is not None and self.runs_since_best >= plateau_runs
+
+    def to_dict(self, plateau_runs: int | None = None) -> dict[str, Any]:
+        out = {
+            "metric_name": self.metric_name, "direction": self.direction, "runs": self.runs,
+            "counts": dict(self.counts), "baseline": self.baseline,
+            "baseline_run": self.baseline_run, "best": self.best, "best_run": self.best_run,
+            "best_commit": self.best_commit, "change_pct": self.change_pct,
+            "runs_since_best": self.runs_since_best, "noise": self.noise,
+            "noise_pct": self.noise_pct, "noise_source": self.noise_source,
+        }
+        if plateau_runs is not None:
+            out["plateau"] = self.plateau(plateau_runs)
+        return out
+
+
+def pct(value: float | None, reference: float | None) -> float | None:
+    if value is None or reference is None or reference == 0:
+        return None
+    return (value - reference) / abs(reference) * 100.0
+
+
+def _median(values: list[float]) -> float:
+    s = sorted(values)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
+
+
+def scaled_mad(values: list[float]) -> float:
+    m = _median(values)
+    return MAD_SCALE * _median([abs(v - m) for v in values])
+
+
+def compute_frontier(rows: list[dict], direction: str = "minimize",
+                     metric_name: str = "metric") -> Frontier:
+    f = Frontier(direction=direction, metric_name=metric_name)
+    since = 0
+    discard_devs: list[float] = []
+    by_commit: dict[str, list[float]] = {}
+    for row in rows:
+        f.runs += 1
+        status = row.get("status")
+        if status in f.counts:
+            f.counts[status] += 1
+        value = as_number(row.get("metric"))
+        previous_best = f.best
+        new_best = False
+        if value is not None and status != "crash":
+            if f.baseline is None:
+                f.baseline, f.baseline_run = value, row["run_id"]
+                f.best, f.best_run, f.best_commit = value, row["run_id"], row.get("commit")
+                new_best = True
+            elif status == "keep" and f.better(value, f.best):
+                f.best, f.best_run, f.best_commit = value, row["run_id"], row.get("commit")
+                f.best_keep_run = row["run_id"]
+                new_best = True
+            if status in ("discard", "inconclusive") and previous_best not in (None, 0):
+                discard_devs.append((value - previous_best) / abs(previous_best) * 100.0)
+            if row.get("commit"):
+                by_commit.setdefault(row["commit"], []).append(value)
+        since = 0 if new_best else since + 1
+        f.runs_since_best = since
+        _update_noise(f, by_commit, discard_devs)
+        reference = previous_best if previous_best is not None else f.best
+        delta_best = pct(value, reference) if status != "crash" else None
+        within = None
+        if status == "keep" and f.noise_pct is not None and delta_best is not None \
+                and previous_best is not None:
+            within = abs(delta_best) <= f.noise_pct
+        f.per_run[row["run_id"]] = {
+            "previous_best": previous_best,
+            "delta_vs_best_pct": delta_best,
+            "delta_vs_baseline_pct": pct(value, f.baseline) if status != "crash" else None,
+            "new_best": new_best and previous_best is not None,
+            "within_noise": within,
+        }
+    return f
+
+
+def _update_noise(f: Frontier, by_commit: dict[str, list[float]], discard_devs: list[float]) -> None:
+    repeat_devs: list[float] = []
+    for values in by_commit.values():
+        if len(values) >= 2:
+            m = _median(values)
+            if m:
+                repeat_devs.extend((v - m) / abs(m) * 100.0 for v in values)
+    if len(repeat_devs) >= MIN_NOISE_SAMPLES:
+        f.noise_pct, f.noise_source, f.noise_samples = scaled_mad(repeat_devs), "repeats", len(repeat_devs)
+    elif len(discard_devs) >= MIN_NOISE_SAMPLES:
+        f.noise_pct, f.noise_source, f.noise_samples = scaled_mad(discard_devs), "discards", len(discard_devs)
+    else:
+        f.noise_pct, f.noise_source, f.noise_samples = None, None, 0
+
+
+def answer_for(rows: list[dict], run_id: str, direction: str, metric_name: str,
+               plateau_runs: int | None = None) -> dict[str, Any]:
+    """The frontier answer for `run_id`, as it stood right after that run was recorded."""
+    index = next(i for i, r in enumerate(rows) if r["run_id"] == run_id)
+    frontier = compute_frontier(rows[: index + 1], direction, metric_name)
+    row = rows[index]
+    verdict = frontier.per_run[run_id]
+    answer = {
+        "run_id": run_id, "status": row["status"], "commit": row["commit"],
+        "metric": row["metric"], **frontier.to_dict(plateau_runs), **verdict,
+    }
+    return answer

@@ -1,0 +1,182 @@
+"""The one event renderer: an event as text for a person (`run`, `logs`, the TUI).
+
+Everything that reaches a terminal goes through `clean`: agent output, tool output and
+benchmark output may carry escape sequences (CSI, OSC, and C1 controls such as U+009D,
+which some terminals honour as OSC and use to set the window title).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from typing import Any
+
+from .tools import short_tool_name
+
+# CSI / OSC / other escape sequences, then lone control characters (C0, DEL and C1).
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[ -/]*[0-~]"
+                   r"|\x9b[0-?]*[ -/]*[@-~]|[\x90\x9d-\x9f][^\x07\x9c\x1b]*(?:\x07|\x9c|\x1b\\)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: Any) -> str:
+    """Text made safe for a terminal: no escape sequences, no C0/C1 control characters.
+
+    Newlines stay; tabs become four spaces; carriage returns become newlines."""
+    text = _ANSI.sub("", str(text))
+    return _CONTROL.sub("", text.replace("\t", "    ").replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def one_line(text: Any, limit: int = 160) -> str:
+    text = " ".join(clean(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def figure(value: Any, digits: int = 6) -> str:
+    """A number as a person reads it: `6.765`, not `6.765000000000001`; '-' for none."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "-" if value is None else str(value)
+    if not math.isfinite(value):
+        return str(value)
+    if isinstance(value, int) and abs(value) < 10 ** 15:
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+def stamp(ts: Any) -> str:
+    try:
+        return time.strftime("%H:%M:%S", time.localtime(float(ts)))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "--:--:--"
+
+
+def event_detail(event: dict[str, Any]) -> str:
+    """What happened, in one line, without time, lane or type."""
+    kind = event.get("type", "?")
+    if kind == "assistant_text":
+        return one_line(event.get("text", ""))
+    if kind == "tool_use":
+        return f"{event.get('tool')} {one_line(json.dumps(event.get('input', {}), ensure_ascii=False, default=str))}"
+    if kind == "tool_result":
+        return ("ERROR " if event.get("is_error") else "") + one_line(event.get("output", ""))
+    if kind == "lane_state":
+        return one_line(f"{event.get('state')}" + (f" ({event['reason']})" if event.get("reason") else ""))
+    if kind in ("stop_blocked", "stop_allowed", "injection", "retrospective", "tool_denied"):
+        parts = (event.get("kind") or event.get("phase") or "", event.get("reason", ""))
+        return one_line(" ".join(str(x) for x in parts if x))
+    if kind == "run_recorded":
+        return one_line(f"{event.get('run_id')} {event.get('status')} {figure(event.get('metric_value'))} "
+                        f"{event.get('description', '')}")
+    if kind in ("merge", "error", "warning"):
+        return one_line(event.get("message", ""))
+    if kind == "cost":
+        total = event.get("total_cost_usd")
+        return f"${total:.4f}" if isinstance(total, (int, float)) else "-"
+    if kind == "user_message":
+        return one_line(f"{event.get('delivery')}: {event.get('text', '')}")
+    extra = {k: v for k, v in event.items() if k not in ("ts", "lane", "type")}
+    return one_line(json.dumps(extra, ensure_ascii=False, default=_readable))
+
+
+def _readable(value: Any) -> str:
+    return str(value)
+
+
+def format_event(event: dict[str, Any]) -> str:
+    """One readable line for a person: `12:00:01 a        run_recorded 0003 keep 7.1 jit`."""
+    lane = clean(event.get("lane", "-"))
+    kind = clean(event.get("type", "?"))
+    return f"{stamp(event.get('ts', 0))} {lane:<8} {kind:<14} {event_detail(event)}"
+
+
+# ----------------------------------------------------------------- the TUI's layout
+TOOL_OUTPUT_LINES = 400
+"""Lines of one tool result shown in the transcript (the rest is in the full logs view)."""
+
+
+def _indent(prefix: str, text: str, rest: str = "  ") -> list[str]:
+    lines = clean(text).split("\n")
+    return [prefix + lines[0], *(rest + line for line in lines[1:])]
+
+
+def _tool_input(tool: str, data: Any) -> str:
+    if isinstance(data, dict):
+        for key in ("command", "file_path", "pattern", "path", "description"):
+            if key in data and isinstance(data[key], str):
+                return data[key]
+    return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def transcript_lines(event: dict[str, Any]) -> list[str]:
+    """The transcript's text for one event (several lines; [] for events not shown there)."""
+    kind = event.get("type")
+    t = stamp(event.get("ts"))
+    if kind == "assistant_text":
+        who = "thinking" if event.get("thinking") else "agent"
+        return _indent(f"{t} {who}: ", event.get("text", ""), "         ")
+    if kind == "tool_use":
+        tool = short_tool_name(str(event.get("tool", "?")))
+        return _indent(f"{t} → {tool}: ", _tool_input(tool, event.get("input")), "           ")
+    if kind == "tool_result":
+        lines = clean(event.get("output", "")).split("\n")
+        if len(lines) > TOOL_OUTPUT_LINES:
+            hidden = len(lines) - TOOL_OUTPUT_LINES
+            lines = lines[:TOOL_OUTPUT_LINES] + [f"… {hidden} more lines (l: full logs)"]
+        head = f"{t} ← {'ERROR ' if event.get('is_error') else ''}result"
+        return [head, *("  │ " + line for line in lines)]
+    if kind == "injection":
+        return [f"{t} ⟳ injection ({event.get('kind', '?')}): {clean(event.get('reason', ''))}"]
+    if kind == "stop_blocked":
+        return [f"{t} ⛔ stop blocked ({event.get('kind', '?')}): {clean(event.get('reason', ''))}"]
+    if kind == "stop_allowed":
+        return [f"{t} ✓ stop allowed: {clean(event.get('reason', ''))}"]
+    if kind == "run_started":
+        return [f"{t} ▶ run {event.get('run_id')} started: {clean(event.get('description', ''))}"]
+    if kind == "run_output":  # the benchmark's own output, streamed while it runs
+        return ["  ┊ " + line for line in clean(event.get("text", "")).rstrip("\n").split("\n")]
+    if kind == "run_finished":
+        summary = event.get("summary") or {}
+        median = summary.get("step_time_median_s")
+        shown = f": step_time_ms {figure(median * 1000)}" if isinstance(median, (int, float)) else ""
+        return [f"{t} ■ run {event.get('run_id')} {event.get('status')} in "
+                f"{event.get('seconds', 0):.1f}s{shown}"]
+    if kind == "metric" and event.get("kind") != "summary":
+        return []  # per-step metrics are too many for the transcript; the lane list shows them
+    if kind in ("cost", "session"):
+        return []
+    return _indent(f"{t} {clean(kind):<14} ", event_detail(event), "  ")
+
+
+def decision_row(event: dict[str, Any]) -> tuple[str, str, str]:
+    """(time, what, reason) for the Decisions tab."""
+    kind = event.get("type", "?")
+    detail = ""
+    if kind == "injection":
+        what = f"injection: {event.get('kind', '?')}"
+        detail = event.get("reason", "")
+    elif kind in ("stop_blocked", "stop_allowed"):
+        what = f"{'blocked' if kind == 'stop_blocked' else 'allowed'} stop: {event.get('kind', '?')}"
+        detail = event.get("reason", "")
+    elif kind == "retrospective":
+        what = f"retrospective {event.get('phase', '')}".strip()
+        detail = event.get("reason", "")
+    elif kind == "merge":
+        what = "merge" if event.get("ok", True) else "merge FAILED"
+        detail = event.get("message", "")
+    elif kind in ("error", "warning"):
+        what = f"{kind} ({event.get('where', '?')})"
+        detail = event.get("message", "")
+    elif kind == "tool_denied":
+        what = f"tool denied: {event.get('tool', '?')}"
+        detail = event.get("reason", "")
+    elif kind == "user_message":
+        what = f"message {event.get('delivery', '')}".strip()
+        detail = event.get("text", "")
+    elif kind == "lane_state":
+        what = f"state: {event.get('state')}"
+        detail = event.get("reason", "")
+    else:
+        what = kind
+    return stamp(event.get("ts")), what, " ".join(clean(detail).split())[:300]

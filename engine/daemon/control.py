@@ -1,0 +1,109 @@
+"""Finding, locking and starting a workspace's engine, without loading the engine itself.
+
+`status`, `stop`, `merge` and attaching the TUI only need to know whether an engine runs
+and where its socket is; this module answers that with the standard library alone (no
+agent SDK, no Engine import), so those commands start fast.
+
+The daemon holds an exclusive `flock` on `.autoresearch/engine.lock` for its whole life, so
+the lock cannot go stale (the kernel drops it when the process dies, even on kill -9);
+the pid written inside is informational.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from autoresearch_tui.engine import protocol
+from autoresearch_tui.engine.config import Config
+from autoresearch_tui.engine.workspace import Workspace
+
+DAEMON_MODULE = "autoresearch_tui.cli"
+"""`python -m DAEMON_MODULE daemon --config FILE` runs the engine in the foreground."""
+
+
+class DaemonError(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------------------------- lock
+def lock_path(workspace: Workspace) -> Path:
+    return workspace.state_dir / "engine.lock"
+
+
+def log_path(workspace: Workspace) -> Path:
+    return workspace.state_dir / "engine.log"
+
+
+def running_pid(workspace: Workspace) -> int | None:
+    """The pid of this workspace's live engine, or None (a dead engine's lock is free)."""
+    path = lock_path(workspace)
+    if not path.exists():
+        return None
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            handle.seek(0)
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+def acquire_lock(workspace: Workspace):
+    workspace.state_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_path(workspace), "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        other = handle.read().strip()
+        handle.close()
+        raise DaemonError(f"an engine already runs for this workspace (pid {other or '?'})") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def spawn_daemon(config: Config, *, env: dict[str, str] | None = None, timeout: float = 60.0) -> int:
+    """Start the engine detached (its own session: SIGHUP from a closing terminal misses it)
+    and wait until its socket answers. Returns the pid."""
+    workspace = Workspace(config)
+    pid = running_pid(workspace)
+    if pid:
+        return pid
+    workspace.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_path(workspace), "ab") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", DAEMON_MODULE, "daemon", "--config", str(config.path)],
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True,
+            env=env, cwd=str(workspace.root),
+        )
+    path = protocol.socket_path(workspace.root)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DaemonError(f"the engine exited at start (code {process.returncode}); "
+                              f"see {log_path(workspace)}")
+        if path.exists() and running_pid(workspace):
+            with contextlib.suppress(OSError):
+                probe = socket.socket(socket.AF_UNIX)
+                probe.connect(str(path))
+                probe.close()
+                return process.pid
+        time.sleep(0.05)
+    process.kill()  # never leave a half-started engine behind to run unseen
+    raise DaemonError(f"the engine did not answer within {timeout:.0f}s (stopped it); "
+                      f"see {log_path(workspace)}")

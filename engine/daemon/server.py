@@ -1,0 +1,339 @@
+"""The engine as a daemon: one per workspace, reachable on a private unix socket.
+
+Closing the terminal or losing SSH never stops research: the TUI is only a client. The
+daemon holds an exclusive `flock` on `.autoresearch/engine.lock` for its whole life, so
+the lock cannot go stale (the kernel drops it when the process dies, even on kill -9);
+the pid written inside is informational.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import struct
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from autoresearch_tui.engine import protocol
+from autoresearch_tui.engine.config import Config
+from autoresearch_tui.engine.daemon.control import acquire_lock, log_path
+from autoresearch_tui.engine.supervisor import Engine, EngineError
+from autoresearch_tui.engine.core.events import Event, tail_events
+from autoresearch_tui.engine.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBER_QUEUE_LIMIT = 20000
+
+
+# ---------------------------------------------------------------------------------- server
+class EngineServer:
+    def __init__(self, engine: Engine, path: Path):
+        self.engine = engine
+        self.path = path
+        self._server: asyncio.AbstractServer | None = None
+        self.stop_requested = asyncio.Event()
+        self._connections: set[asyncio.Task] = set()
+
+    async def start(self) -> None:
+        if self.path.exists() or self.path.is_symlink():
+            self.path.unlink()  # stale: we hold the workspace lock, so nobody else serves it
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._on_connection, path=str(self.path), limit=protocol.MAX_LINE_BYTES)
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), timeout=2)
+        for task in list(self._connections):
+            task.cancel()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task:
+            self._connections.add(task)
+        connection = _Connection(self, reader, writer)
+        try:
+            await connection.serve()
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("connection failed")
+        finally:
+            connection.close()
+            if task:
+                self._connections.discard(task)
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (OSError, AttributeError):
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid
+
+
+class _Connection:
+    def __init__(self, server: EngineServer, reader, writer):
+        self.server = server
+        self.engine = server.engine
+        self.reader = reader
+        self.writer = writer
+        self.greeted = False
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE_LIMIT)
+        self.unsubscribe = None
+        self.pump: asyncio.Task | None = None
+        self.lanes: set[str] | None = None
+        self.lagged = False
+
+    async def serve(self) -> None:
+        uid = peer_uid(self.writer.get_extra_info("socket"))
+        if uid is not None and uid != os.getuid():
+            log.warning("refused a connection from uid %s", uid)
+            await self.send({"id": None, "ok": False, "error": "connection refused: another user"})
+            return
+        while True:
+            try:
+                line = await self.reader.readline()
+            except (asyncio.LimitOverrunError, ValueError):
+                await self.send({"id": None, "ok": False,
+                                 "error": f"request longer than {protocol.MAX_LINE_BYTES} bytes"})
+                return
+            except ConnectionError:
+                return
+            if not line:
+                return
+            if not line.strip():
+                continue
+            request_id = protocol.request_id_of(line)
+            try:
+                request = protocol.parse_request(line)
+                reply = await self.dispatch(request)
+            except protocol.ProtocolError as exc:
+                reply = {"ok": False, "error": str(exc)}
+            except EngineError as exc:
+                reply = {"ok": False, "error": str(exc)}
+            except Exception as exc:  # the engine survives any one request
+                log.exception("request failed")
+                reply = {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
+            await self.send({"id": request_id, **reply})
+
+    async def send(self, message: dict[str, Any]) -> None:
+        try:
+            self.writer.write(protocol.encode(message))
+            await self.writer.drain()
+        except (ConnectionError, RuntimeError):
+            pass
+
+    async def dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer one validated request with its handler, `op_<name>` (one per protocol op)."""
+        op = request["op"]
+        if op != "hello" and not self.greeted:
+            raise protocol.ProtocolError("say hello first: {\"op\": \"hello\", \"version\": 1}")
+        if "lane" in request:
+            self.engine.lane(request["lane"])  # an unknown lane is refused the same way everywhere
+        return await getattr(self, f"op_{op}")(request)
+
+    # -- one handler per op in protocol.OPS (tests check the two lists are the same)
+    async def op_hello(self, request: dict[str, Any]) -> dict[str, Any]:
+        if request["version"] != protocol.PROTOCOL_VERSION:
+            return {"ok": False, "version": protocol.PROTOCOL_VERSION,
+                    "error": f"protocol version {request['version']!r} not supported "
+                             f"(engine speaks {protocol.PROTOCOL_VERSION})"}
+        self.greeted = True
+        return {"ok": True, "version": protocol.PROTOCOL_VERSION, "pid": os.getpid(),
+                "workspace": str(self.engine.workspace.root)}
+
+    async def op_ping(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
+    async def op_snapshot(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "snapshot": self.engine.snapshot()}
+
+    async def op_subscribe(self, request: dict[str, Any]) -> dict[str, Any]:
+        return await self.subscribe(request.get("lanes"), request.get("since"))
+
+    async def op_unsubscribe(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.stop_pump()
+        return {"ok": True}
+
+    async def op_history(self, request: dict[str, Any]) -> dict[str, Any]:
+        types = set(request["types"]) if request.get("types") else None
+        events = await asyncio.to_thread(
+            tail_events, self.engine.workspace.events_path(request["lane"]), request.get("limit", 500),
+            request.get("before"), types)
+        return {"ok": True, "events": events}
+
+    async def op_ledger(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, **(await self.engine.ledger(request["lane"]))}
+
+    async def op_run_details(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, **(await self.engine.run_details(request["lane"], request["run_id"]))}
+
+    async def op_pause(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "message": self.engine.pause(request["lane"])}
+
+    async def op_resume(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "message": self.engine.resume(request["lane"])}
+
+    async def op_retrospective(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "message": self.engine.retrospective_now(request["lane"])}
+
+    async def op_send_message(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "message": self.engine.send_message(request["lane"], request["text"])}
+
+    async def op_stop_lane(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "message": await self.engine.stop_lane(request["lane"])}
+
+    async def op_add_lane(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "message": self.engine.add_lane(request["name"], request.get("focus", ""))}
+
+    async def op_merge_preview(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, **(await self.engine.merge_preview(request["lane"]))}
+
+    async def op_merge(self, request: dict[str, Any]) -> dict[str, Any]:
+        result = await self.engine.merge_lane(request["lane"])
+        return {"ok": bool(result.get("ok")), "result": result,
+                **({} if result.get("ok") else {"error": result.get("message", "merge failed")})}
+
+    async def op_stop_engine(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.server.stop_requested.set()
+        return {"ok": True, "message": "engine stopping: lanes stop and logs are flushed"}
+
+    async def subscribe(self, lanes: list[str] | None, since: float | None) -> dict[str, Any]:
+        self.stop_pump()
+        for name in lanes or []:
+            self.engine.lane(name)
+        self.lanes = set(lanes) if lanes else None
+        self.lagged = False
+        self.unsubscribe = self.engine.subscribe(self._enqueue)
+        replayed = 0
+        if since is not None:
+            # Events written while this client was away come from disk, then the live feed.
+            # Live events that arrive meanwhile wait in the queue; duplicates are dropped by ts.
+            names = lanes or list(self.engine.lanes)
+            backlog: list[Event] = []
+            for name in names:
+                backlog += await asyncio.to_thread(
+                    tail_events, self.engine.workspace.events_path(name), 10000, None, None, since)
+            backlog.sort(key=lambda e: e.get("ts", 0))
+            for event in backlog:
+                await self.send({"event": event})
+            replayed = len(backlog)
+            self.replayed_until = backlog[-1]["ts"] if backlog else since
+        else:
+            self.replayed_until = None
+        self.pump = asyncio.create_task(self._pump())
+        return {"ok": True, "replayed": replayed}
+
+    def _enqueue(self, event: Event) -> None:
+        if self.lanes is not None and event.get("lane") not in self.lanes:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.lagged = True  # the client is too slow; it is told to resync below
+
+    async def _pump(self) -> None:
+        while True:
+            event = await self.queue.get()
+            if event is None:
+                return
+            if self.replayed_until is not None and event.get("ts", 0) <= self.replayed_until:
+                continue
+            if self.lagged:
+                self.lagged = False
+                await self.send({"event": {"ts": time.time(), "lane": "-", "type": "resync",
+                                           "reason": "client fell behind; take a new snapshot"}})
+            await self.send({"event": event})
+
+    def stop_pump(self) -> None:
+        if self.unsubscribe:
+            self.unsubscribe()
+            self.unsubscribe = None
+        if self.pump:
+            self.pump.cancel()
+            self.pump = None
+
+    def close(self) -> None:
+        self.stop_pump()
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+# ---------------------------------------------------------------------------------- process
+async def serve_forever(config: Config, *, env: dict[str, str] | None = None) -> int:
+    workspace = Workspace(config)
+    lock = acquire_lock(workspace)
+    engine = Engine(config, env=env)
+    server = EngineServer(engine, protocol.socket_path(workspace.root))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, server.stop_requested.set)
+    try:
+        await server.start()
+        log.info("engine %s serving %s on %s", os.getpid(), workspace.root, server.path)
+        await engine.start()
+        await server.stop_requested.wait()
+        log.info("engine stopping")
+        await engine.stop()
+    finally:
+        await server.close()
+        lock.close()
+    log.info("engine stopped")
+    return 0
+
+
+async def run_foreground(config: Config, *, duration: float | None = None,
+                         on_event: Callable[[Event], None] | None = None,
+                         env: dict[str, str] | None = None) -> int:
+    """`autoresearch-tui run`: the engine with no socket, until Ctrl+C, SIGTERM or `duration`.
+
+    It takes the workspace lock exactly like the daemon: two engines on one workspace would
+    kill each other's benchmarks and write the same logs."""
+    workspace = Workspace(config)
+    lock = acquire_lock(workspace)
+    try:
+        engine = Engine(config, env=env)
+        if on_event:
+            engine.subscribe(on_event)
+        stop_event = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop_event.set)
+        try:
+            await engine.run_until_stopped(duration=duration, stop_event=stop_event)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+    finally:
+        lock.close()
+    return 0
+
+
+def configure_logging(workspace: Workspace) -> None:
+    workspace.state_dir.mkdir(parents=True, exist_ok=True)
+    from logging.handlers import RotatingFileHandler
+
+    handler = RotatingFileHandler(log_path(workspace), maxBytes=10 * 1024 * 1024, backupCount=3)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    # Per-change chatter (watchfiles, the SDK finding its CLI) would bury what matters.
+    for noisy in ("watchfiles", "claude_agent_sdk"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,45 @@
+"""The demo workspace: the bundled JAX example, two lanes, and the scripted model.
+
+A throwaway workspace whose engine starts its own scripted model server (no API key,
+nothing leaves the machine). Edits, benchmark runs, ledger rows, stop interceptions and
+merges are all real.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from autoresearch_tui.engine.config import ConfigError, load_config
+from autoresearch_tui.engine.setup.init_workspace import create_workspace
+
+DEMO_LOOP = """\
+[loop]
+reinject_every_turns = 8
+reinject_every_minutes = 10
+retrospective_every_stops = 3
+plateau_runs = 6
+max_consecutive_blocks = 5
+"""
+
+
+def create_demo_workspace(folder: Path | None = None) -> Path:
+    """A workspace whose engine uses the scripted model; returns its config path."""
+    folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="autoresearch-demo-"))
+    config_path = folder / "autoresearch.toml"
+    if config_path.exists():
+        text = config_path.read_text(encoding="utf-8")
+        if "scripted_demo = true" not in text:
+            raise ConfigError(f"{config_path} exists and is not a demo workspace")
+        return config_path
+    config_path = create_workspace(folder, lanes=("a", "b"))
+    text = config_path.read_text(encoding="utf-8")
+    text = re.sub(r"(?ms)^\[agent\]\n", "[agent]\nscripted_demo = true               "
+                  "# offline demo: the bundled scripted model, no API key\n", text, count=1)
+    if "scripted_demo" not in text:
+        text += "\n[agent]\nscripted_demo = true\n"
+    text = re.sub(r"(?ms)^\[loop\]\n.*?(?=^\[)", DEMO_LOOP + "\n", text, count=1)
+    config_path.write_text(text, encoding="utf-8")
+    load_config(config_path)  # fail here, loudly, if the demo config is wrong
+    return config_path

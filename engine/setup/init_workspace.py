@@ -1,0 +1,170 @@
+"""`autoresearch-tui init [DIR] [--repo PATH] [--force]`: create a workspace.
+
+A workspace is a folder with `autoresearch.toml` and the main repo the lanes fork. By
+default the bundled JAX example is copied to `raw/code/jax-example` and committed as the
+first commit of branch `main`; with `--repo` the config points at an existing git repo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from autoresearch_tui.engine.config import CONFIG_FILENAME, ConfigError, load_config
+
+EXAMPLE_REPO = "raw/code/jax-example"
+DEFAULT_LANES = ("a", "b")
+_COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "profile", ".pytest_cache", "metrics.jsonl")
+
+
+class InitError(Exception):
+    """Workspace creation refused or failed; one line for the user."""
+
+
+def example_source() -> Path:
+    """The bundled example (works from a checkout and from an installed wheel)."""
+    here = Path(__file__).resolve().parent.parent / "examples" / "jax_example"
+    if (here / "bench.py").is_file():
+        return here
+    try:
+        from importlib.resources import files
+
+        candidate = Path(str(files("autoresearch_tui.examples") / "jax_example"))
+        if (candidate / "bench.py").is_file():
+            return candidate
+    except Exception:
+        pass
+    raise InitError("the bundled example (examples/jax_example) is missing from this installation")
+
+
+def render_config(repo: str, lanes: tuple[str, ...] | list[str] = DEFAULT_LANES,
+                  bench_command: str = "python bench.py") -> str:
+    lane_tables = "".join(
+        f'\n[[lanes]]\nname = {_toml_string(name)}\nfocus = ""\nenv = {{}}\n' for name in lanes
+    )
+    return f'''# autoresearch-tui workspace: every key is explained in the README, "Configuration"
+
+[experiment]
+name = "example"                     # folder name under wiki/experiment/
+repo = {_toml_string(repo)}          # main repo, relative to this file or absolute
+program = ""                         # loop instructions file; "" = bundled skills/autoresearch-loop
+metric = "step_time_ms"
+direction = "minimize"
+bench_command = {_toml_string(bench_command)}
+run_timeout_s = 900
+target_branch = "main"
+
+[agent]
+model = ""                           # "" = the CLI's default
+permission_mode = "acceptEdits"
+allowed_tools = ["Bash", "Read", "Edit", "Write", "Glob", "Grep"]
+max_budget_usd = 0.0                 # per lane; 0 = no cap
+
+[loop]
+reinject_every_turns = 20
+reinject_every_minutes = 10
+retrospective_every_stops = 3
+plateau_runs = 8
+max_consecutive_blocks = 5
+{lane_tables}'''
+
+
+def _toml_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=check)
+
+
+def _git_identity_configured(repo: Path) -> bool:
+    name = _git(repo, "config", "user.name", check=False).stdout.strip()
+    email = _git(repo, "config", "user.email", check=False).stdout.strip()
+    return bool(name and email)
+
+
+def create_example_repo(target: Path, branch: str = "main") -> Path:
+    """Copy the bundled example to `target` and make it a git repo with one commit on `branch`."""
+    if target.exists() and any(target.iterdir()):
+        raise InitError(f"{target} already exists and is not empty")
+    shutil.copytree(example_source(), target, ignore=_COPY_IGNORE, dirs_exist_ok=True)
+    (target / ".gitignore").write_text("__pycache__/\n*.pyc\nprofile/\n", encoding="utf-8")
+    if shutil.which("git") is None:
+        raise InitError("git is not installed (needed for the example repo)")
+    try:
+        _git(target, "init", "-q")
+        _git(target, "checkout", "-q", "-B", branch)
+        if not _git_identity_configured(target):
+            _git(target, "config", "user.name", "autoresearch-tui")
+            _git(target, "config", "user.email", "autoresearch-tui@localhost")
+        _git(target, "add", "-A")
+        _git(target, "commit", "-q", "--no-verify", "-m", "jax-example: initial version")
+    except subprocess.CalledProcessError as exc:
+        raise InitError(f"git failed in {target}: {(exc.stderr or exc.stdout or '').strip()}") from None
+    return target
+
+
+def ensure_example_repo(config_path: Path | str) -> bool:
+    """Create the example repo an existing config names when it is missing; True if created.
+
+    Only for the default example location (`raw/code/jax-example`), e.g. the repository's
+    own autoresearch.toml on a fresh checkout.
+    """
+    try:
+        config = load_config(config_path, check_repo=False)
+    except ConfigError:
+        return False
+    if Path(config.experiment.repo) != Path(EXAMPLE_REPO) or config.repo_path.exists():
+        return False
+    config.repo_path.parent.mkdir(parents=True, exist_ok=True)
+    create_example_repo(config.repo_path, branch=config.experiment.target_branch)
+    return True
+
+
+def create_workspace(
+    dir: Path | str,
+    repo: Path | str | None = None,
+    lanes: tuple[str, ...] | list[str] = DEFAULT_LANES,
+    *,
+    force: bool = False,
+) -> Path:
+    """Create a workspace in `dir`; returns the path of its autoresearch.toml.
+
+    Without `repo` the bundled example becomes `dir/raw/code/jax-example` (a git repo with
+    one commit on `main`); with `repo` the config points at that existing git repo. An
+    existing config is kept unless `force` (the example repo, when present, is reused).
+    """
+    root = Path(dir).expanduser().resolve()
+    config_path = root / CONFIG_FILENAME
+    if config_path.exists() and not force:
+        if repo is None and ensure_example_repo(config_path):
+            return config_path  # kept the config, created the example repo it names
+        raise InitError(f"{config_path} already exists (use --force to overwrite it)")
+    root.mkdir(parents=True, exist_ok=True)
+    if repo is None:
+        repo_path = root / EXAMPLE_REPO
+        if not (repo_path / ".git").exists():
+            repo_path.parent.mkdir(parents=True, exist_ok=True)
+            create_example_repo(repo_path)
+        repo_value = EXAMPLE_REPO
+    else:
+        repo_path = Path(repo).expanduser().resolve()
+        if not repo_path.is_dir():
+            raise InitError(f"--repo {repo}: no such folder")
+        if not (repo_path / ".git").exists():
+            raise InitError(f"--repo {repo}: not a git repository (run `git init` and commit first)")
+        try:
+            repo_value = str(repo_path.relative_to(root))
+        except ValueError:
+            repo_value = str(repo_path)
+    config_path.write_text(render_config(repo_value, tuple(lanes)), encoding="utf-8")
+    try:
+        load_config(config_path)
+    except ConfigError as exc:  # a bug here, not the user's: say so plainly
+        raise InitError(f"the generated config does not load: {exc}") from None
+    return config_path

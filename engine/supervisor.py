@@ -1,0 +1,286 @@
+"""The engine: supervises every lane of one workspace; one API to control them, one event stream.
+
+Used in the foreground by `autoresearch-tui run` and inside the daemon. Every control
+operation returns a short sentence for the user (a refusal is an answer, not an exception).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import sys
+import time
+import tomllib
+from typing import Any, Callable
+
+import tomli_w
+
+from autoresearch_tui.engine.agent.lane import Lane
+from autoresearch_tui.engine.agent.tools import build_tool_server, frontier_view
+from autoresearch_tui.engine.config import LANE_NAME_PATTERN, Config, LaneConfig
+from autoresearch_tui.engine.core import ledger, policy
+from autoresearch_tui.engine.core.events import Event
+from autoresearch_tui.engine.core.files import atomic_write_text
+from autoresearch_tui.engine.core.lane_state import RUNNING, STOPPED
+from autoresearch_tui.engine.devices.monitoring import lane_chips, load_monitoring, read_device_figures
+from autoresearch_tui.engine.repo.merge import merge_lane
+from autoresearch_tui.engine.runs.metrics import MetricsWatcher
+from autoresearch_tui.engine.runs.record import lane_frontier
+from autoresearch_tui.engine.runs.views import merge_preview, run_details
+from autoresearch_tui.engine.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+class EngineError(Exception):
+    """A control request that cannot be carried out (unknown lane, bad name...)."""
+
+
+class Engine:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        env: dict[str, str] | None = None,
+        backoff_base_s: float = 2.0,
+        with_tools: bool = True,
+    ):
+        self.config = config
+        self.workspace = Workspace(config)
+        # The agent's CLI inherits the engine's environment (keys, base URL, cloud flags).
+        self.env = dict(os.environ if env is None else env)
+        # `python` in bench_command means this interpreter (the one with jax), even when the
+        # engine was started as .venv/bin/autoresearch-tui without activating the venv.
+        bin_dir = os.path.dirname(sys.executable)
+        if bin_dir not in self.env.get("PATH", "").split(os.pathsep):
+            self.env["PATH"] = os.pathsep.join(filter(None, [bin_dir, self.env.get("PATH", "")]))
+        self.backoff_base_s = backoff_base_s
+        self.with_tools = with_tools
+        self.lanes: dict[str, Lane] = {}
+        self.started_at = time.time()
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._background: set[asyncio.Task] = set()
+        self._stopping = False
+        self._watch_stop = asyncio.Event()
+        self.watchers: dict[str, Any] = {}
+        self.device_figures: dict[str, dict[str, Any]] = {}
+        self.scripted_model = None
+        if config.agent.scripted_demo:
+            self._start_scripted_model()
+        for lane_config in config.lanes:
+            self._make_lane(lane_config.name)
+
+    def _start_scripted_model(self) -> None:
+        """The offline demo: lanes talk to the bundled scripted model, never to a real API."""
+        from autoresearch_tui.engine.demo.agent import DemoAgent  # only in demo workspaces
+        from autoresearch_tui.engine.demo.scripted_model import ScriptedModelServer, cli_env
+
+        self.scripted_model = ScriptedModelServer(script=DemoAgent(self.config), keep_requests=4).start()
+        home = self.workspace.state_dir / "demo-home"
+        self.env.update(cli_env(home, self.scripted_model.base_url))
+
+    # ----------------------------------------------------------------- events
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def _publish(self, event: Event) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:  # one broken subscriber must not stop the lanes
+                log.exception("event subscriber failed")
+
+    # ----------------------------------------------------------------- lifecycle
+    def _make_lane(self, name: str) -> Lane:
+        lane = Lane(
+            name,
+            self.config,
+            self.workspace,
+            publish=self._publish,
+            base_env=self.env,
+            backoff_base_s=self.backoff_base_s,
+            tool_server_factory=self._tool_server if self.with_tools else None,
+            ledger_view=self._ledger_view,
+        )
+        self.lanes[name] = lane
+        watcher = MetricsWatcher(name, self.workspace.runs_dir(name), self.config.experiment.direction,
+                                 lane.log_event, metric=self.config.experiment.metric)
+        watcher.scan_once(emit=False)  # state from disk; those events are already logged
+        self.watchers[name] = watcher
+        return lane
+
+    def _tool_server(self, lane: Lane):
+        return build_tool_server(lane)
+
+    def _ledger_view(self, lane: str) -> policy.LedgerView:
+        return frontier_view(self.workspace, lane)
+
+    def _in_background(self, coroutine, name: str) -> None:
+        """A task that lives until stop(): watchers, the watchdog, the device poller."""
+        task = asyncio.create_task(coroutine, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def start(self) -> None:
+        for name in self.lanes:
+            self._start_lane(name)
+        self._in_background(self._watchdog(), "idle-watchdog")
+        monitoring = await asyncio.to_thread(load_monitoring)
+        if monitoring is not None:
+            self._in_background(self._poll_device(monitoring), "device")
+
+    async def _poll_device(self, monitoring, period_s: float = 5.0) -> None:
+        """TPU duty cycle and HBM per lane (its TPU_VISIBLE_DEVICES chips, else all)."""
+        while not self._watch_stop.is_set():
+            for name, lane in list(self.lanes.items()):
+                chips = lane_chips(self.config.lane(name).env) if lane._configured() else None
+                figures = await asyncio.to_thread(read_device_figures, monitoring, chips)
+                if figures:
+                    self.device_figures[name] = figures
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._watch_stop.wait(), timeout=period_s)
+
+    async def _watchdog(self, period_s: float = 30.0) -> None:
+        """Revive lanes whose agent went quiet while they should be running."""
+        limit = self.config.loop.idle_nudge_minutes * 60
+        while not self._watch_stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._watch_stop.wait(), timeout=min(period_s, limit))
+            now = time.time()
+            for lane in list(self.lanes.values()):
+                busy = lane.benchmark_running  # a long benchmark is not idleness
+                if lane.state == RUNNING and not busy and lane.idle_seconds(now) > limit:
+                    await lane.nudge(lane.idle_seconds(now))
+
+    def _start_lane(self, name: str) -> None:
+        self.lanes[name].start()
+        self._in_background(self.watchers[name].run(self._watch_stop), f"metrics-{name}")
+
+    async def run_until_stopped(self, duration: float | None = None,
+                                stop_event: asyncio.Event | None = None) -> None:
+        await self.start()
+        stop_event = stop_event or asyncio.Event()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop_event.wait(), timeout=duration)
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop every lane gracefully (sessions stay resumable) and flush all logs."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._watch_stop.set()
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=5)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*(lane.stop() for lane in self.lanes.values()), return_exceptions=True)
+        if self.scripted_model is not None:
+            self.scripted_model.stop()
+
+    # ----------------------------------------------------------------- the engine API
+    def lane(self, name: str) -> Lane:
+        try:
+            return self.lanes[name]
+        except KeyError:
+            raise EngineError(f"no lane named {name!r} (lanes: {', '.join(self.lanes)})") from None
+
+    def pause(self, lane: str) -> str:
+        return self.lane(lane).pause()
+
+    def resume(self, lane: str) -> str:
+        return self.lane(lane).resume()
+
+    def retrospective_now(self, lane: str) -> str:
+        return self.lane(lane).request_retrospective()
+
+    def send_message(self, lane: str, text: str) -> str:
+        return self.lane(lane).send_message(text)
+
+    async def stop_lane(self, lane: str) -> str:
+        target = self.lane(lane)
+        if target.state == STOPPED:
+            return f"lane {lane} is already stopped"
+        await target.stop()
+        return f"lane {lane} stopped"
+
+    def add_lane(self, name: str, focus: str = "") -> str:
+        if not re.match(LANE_NAME_PATTERN, name):
+            raise EngineError(f"invalid lane name {name!r}: letters, digits, '-', '_' and '.' only")
+        if name in self.lanes:
+            raise EngineError(f"lane {name!r} already exists")
+        # The new lane lives for this engine's lifetime; persist it so a restart keeps it.
+        self.config.lanes.append(LaneConfig(name=name, focus=focus))
+        self._persist_added_lane(name, focus)
+        self._make_lane(name)
+        self._start_lane(name)
+        return f"lane {name} added"
+
+    def _persist_added_lane(self, name: str, focus: str) -> None:
+        path = self.config.path
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            log.warning("could not record lane %s in %s: %s", name, path, exc)
+            return
+        entry: dict[str, Any] = {"name": name}
+        if focus:
+            entry["focus"] = focus
+        data.setdefault("lanes", []).append(entry)
+        atomic_write_text(path, tomli_w.dumps(data))
+
+    async def merge_lane(self, lane: str) -> dict[str, Any]:
+        target = self.lane(lane)
+        result = await asyncio.to_thread(merge_lane, self.workspace, lane)
+        fields = result.event_fields()
+        target.emit("merge", **fields)
+        return {"lane": lane, **fields}
+
+    async def merge_preview(self, lane: str) -> dict[str, Any]:
+        """What `merge` would do: the metric change and the commits it brings."""
+        self.lane(lane)
+        return await asyncio.to_thread(merge_preview, self.workspace, lane)
+
+    async def ledger(self, lane: str) -> dict[str, Any]:
+        self.lane(lane)
+        rows, warnings = await asyncio.to_thread(
+            ledger.read_ledger, self.workspace.ledger_path(lane), self.config.experiment.metric)
+        frontier = ledger.compute_frontier(rows, self.config.experiment.direction,
+                                           self.config.experiment.metric)
+        return {"rows": [{k: v for k, v in r.items() if k != "line"} for r in rows],
+                "frontier": frontier.to_dict(self.config.loop.plateau_runs), "warnings": warnings}
+
+    async def run_details(self, lane: str, run_id: str) -> dict[str, Any]:
+        self.lane(lane)
+        return await asyncio.to_thread(run_details, self.workspace, lane, run_id)
+
+    def lane_snapshot(self, name: str) -> dict[str, Any]:
+        data = self.lanes[name].snapshot()
+        try:
+            frontier, warnings = lane_frontier(self.workspace, name)
+            data["frontier"] = frontier.to_dict(self.config.loop.plateau_runs)
+        except Exception as exc:  # a broken ledger shows as a warning, not a dead engine
+            data["frontier"] = {"error": str(exc)}
+        watcher = self.watchers.get(name)
+        data["metrics"] = watcher.state.to_dict() if watcher else {}
+        if name in self.device_figures:  # absent (not zero) where no accelerator reports
+            data["device"] = self.device_figures[name]
+        return data
+
+    def snapshot(self) -> dict[str, Any]:
+        lanes = {name: self.lane_snapshot(name) for name in self.lanes}
+        return {
+            "workspace": str(self.workspace.root),
+            "experiment": self.config.experiment.name,
+            "metric": self.config.experiment.metric,
+            "direction": self.config.experiment.direction,
+            "started_at": self.started_at,
+            "pid": os.getpid(),
+            "scripted": self.scripted_model is not None,
+            "total_cost_usd": round(sum(l["counters"]["cost_usd"] for l in lanes.values()), 6),
+            "lanes": lanes,
+        }

@@ -1,0 +1,1 @@
+"""Bundled target workloads (data: copied into a workspace by `init`)."""

@@ -1,0 +1,88 @@
+"""The TUI's side of the engine connection.
+
+`EngineBridge` owns one :class:`autoresearch_tui.engine.client.EngineClient`. Its reader task only calls
+`LaneStore.ingest` (deque appends); the UI flushes on a timer. When the connection drops,
+`on_disconnect` is called once (the app posts a message from it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from autoresearch_tui.engine.client import EngineClient, EngineClientError
+from autoresearch_tui.tui.store import LaneStore
+
+HISTORY_LIMIT = 1500
+
+
+class EngineBridge:
+    def __init__(self, socket_path: Path | str, store: LaneStore):
+        self.socket_path = Path(socket_path)
+        self.store = store
+        self.client: EngineClient | None = None
+        self._reader: asyncio.Task | None = None
+        self.on_disconnect: Callable[[str], None] | None = None
+        self.connected_at: float | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and not self.client.closed.is_set()
+
+    async def attach(self, selected: str | None = None) -> str | None:
+        """Snapshot first (instant), then the selected lane's history, then subscribe.
+
+        Returns the lane to select (the given one if it exists, else the first)."""
+        await self.close()
+        self.client = await EngineClient.connect(self.socket_path)
+        self.connected_at = time.time()
+        snapshot = (await self.client.request("snapshot"))["snapshot"]
+        self.store.set_snapshot(snapshot)
+        self.store.alert_after = time.time()
+        names = self.store.lane_names()
+        if selected not in names:
+            selected = names[0] if names else None
+        since = time.time()
+        if selected is not None:
+            await self.load_history(selected)
+            last = self.store.feed(selected).last_ts
+            since = last if last else since
+        await self.client.request("subscribe", lanes=None, since=since)
+        self._reader = asyncio.create_task(self._read(self.client), name="engine-events")
+        return selected
+
+    async def load_history(self, lane: str, limit: int = HISTORY_LIMIT) -> int:
+        """Fill a lane's feed with the events before what it already has."""
+        feed = self.store.feed(lane)
+        if feed.history_loaded or self.client is None:
+            return 0
+        reply = await self.request("history", lane=lane, limit=limit, before=feed.first_ts)
+        events = reply.get("events", [])
+        feed.prepend_history(events)
+        self.store.dirty_lanes.add(lane)
+        return len(events)
+
+    async def request(self, op: str, **args: Any) -> dict[str, Any]:
+        if self.client is None or self.client.closed.is_set():
+            raise EngineClientError("not connected to the engine (press c to reconnect)")
+        return await self.client.request(op, **args)
+
+    async def _read(self, client: EngineClient) -> None:
+        ingest = self.store.ingest
+        async for event in client.stream():
+            ingest(event)
+        if client is self.client and self.on_disconnect is not None:
+            self.on_disconnect("the engine closed the connection")
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+            self._reader = None
+        if client is not None:
+            await client.close()
