@@ -19,7 +19,7 @@ from typing import Any, Callable
 import tomli_w
 
 from autoresearch_tui.engine.agent.lane import Lane
-from autoresearch_tui.engine.agent.tools import build_tool_server, frontier_view
+from autoresearch_tui.engine.agent.tools import frontier_view
 from autoresearch_tui.engine.config import LANE_NAME_PATTERN, Config, LaneConfig
 from autoresearch_tui.engine.core import ledger, policy
 from autoresearch_tui.engine.core.events import Event
@@ -103,7 +103,7 @@ class Engine:
             publish=self._publish,
             base_env=self.env,
             backoff_base_s=self.backoff_base_s,
-            tool_server_factory=self._tool_server if self.with_tools else None,
+            with_tools=self.with_tools,
             ledger_view=self._ledger_view,
         )
         self.lanes[name] = lane
@@ -112,9 +112,6 @@ class Engine:
         watcher.scan_once(emit=False)  # state from disk; those events are already logged
         self.watchers[name] = watcher
         return lane
-
-    def _tool_server(self, lane: Lane):
-        return build_tool_server(lane)
 
     def _ledger_view(self, lane: str) -> policy.LedgerView:
         return frontier_view(self.workspace, lane)

@@ -11,6 +11,9 @@ from typing import Callable
 
 from autoresearch_tui.engine.config import Config, load_config
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The repository checkout (examples/, hooks/ and the rest, as files)."""
+
 GIT_ENV = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
            "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com"}
 

@@ -17,6 +17,8 @@ from claude_agent_sdk import (
     ClaudeAgentOptions,
     ClaudeSDKClient,
     HookMatcher,
+    create_sdk_mcp_server,
+    tool,
     ResultMessage,
     SystemMessage,
     TextBlock,
@@ -27,6 +29,7 @@ from claude_agent_sdk import (
 )
 
 from autoresearch_tui.engine.agent.processes import guarded_cli_path
+from autoresearch_tui.engine.agent.tools import LaneTools, ToolSpec
 from autoresearch_tui.engine.core.tools import GUARDED_WRITE_TOOLS, TOOL_SERVER_NAME, tool_id
 
 if TYPE_CHECKING:
@@ -76,10 +79,11 @@ class ClaudeSession:
         agent = lane.config.agent
         allowed = list(agent.allowed_tools)
         mcp_servers: dict[str, Any] = {}
-        if lane.tool_server_factory is not None:
-            server, tool_names = lane.tool_server_factory(lane)
-            mcp_servers[TOOL_SERVER_NAME] = server
-            allowed += [tool_id(tool) for tool in tool_names]
+        if lane.with_tools:
+            specs = LaneTools(lane).specs()
+            mcp_servers[TOOL_SERVER_NAME] = create_sdk_mcp_server(
+                TOOL_SERVER_NAME, "1.0.0", tools=[_sdk_tool(spec) for spec in specs])
+            allowed += [tool_id(spec.name) for spec in specs]
         return ClaudeAgentOptions(
             cwd=str(lane.workspace.fork_dir(lane.name)),
             env=lane.agent_env(),
@@ -183,6 +187,19 @@ class ClaudeSession:
                 lane.emit("assistant_text", text=block.thinking, thinking=True)
             elif isinstance(block, ToolUseBlock):
                 lane.note_tool_call(block.name, block.id, block.input)
+
+
+def _sdk_tool(spec: ToolSpec):
+    """An engine tool as claude-agent-sdk's in-process MCP tool."""
+
+    async def call(args: dict[str, Any]) -> dict[str, Any]:
+        answer = await spec.call(args)
+        result: dict[str, Any] = {"content": [{"type": "text", "text": answer.text}]}
+        if answer.is_error:
+            result["is_error"] = True
+        return result
+
+    return tool(spec.name, spec.description, spec.schema)(call)
 
 
 def _tool_output(content: Any) -> str:

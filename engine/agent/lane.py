@@ -66,7 +66,7 @@ class Lane:
         base_env: dict[str, str] | None = None,
         backoff_base_s: float = 2.0,
         backoff_max_s: float = 300.0,
-        tool_server_factory: Callable[["Lane"], Any] | None = None,
+        with_tools: bool = True,
         ledger_view: Callable[[str], policy.LedgerView] | None = None,
         session_factory: Callable[["Lane"], AgentSession] = claude_session,
     ):
@@ -78,7 +78,8 @@ class Lane:
         self._base_env = dict(base_env or {})
         self._backoff_base_s = backoff_base_s
         self._backoff_max_s = backoff_max_s
-        self.tool_server_factory = tool_server_factory
+        self.with_tools = with_tools
+        """Whether the agent gets the engine's tools (agent/tools.py)."""
         self._ledger_view = ledger_view or (lambda lane: policy.LedgerView())
         self._session_factory = session_factory
 

@@ -1,27 +1,30 @@
-"""The lane's in-process MCP tool server: run_benchmark, record_run, lane_status.
+"""The engine's tools for a lane's agent: run_benchmark, record_run, lane_status.
 
 The agent reports through these tools so the engine, not the model, writes the ledger,
 keeps a ref to every recorded commit, and runs long benchmarks under its own timeout.
+`LaneTools` is agent-neutral (each tool takes the call's arguments and returns a
+`ToolAnswer`); agent/claude.py serves it as an in-process MCP server, and any other agent
+adapter can serve the same methods its own way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
-
-from claude_agent_sdk import create_sdk_mcp_server, tool
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from autoresearch_tui.engine.core.ledger import STATUSES
+from autoresearch_tui.engine.core.lane_state import STOPPED, STOPPING
+from autoresearch_tui.engine.core.policy import LedgerView
+from autoresearch_tui.engine.core.tools import LANE_STATUS, RECORD_RUN, RUN_BENCHMARK
 from autoresearch_tui.engine.runs import record
 from autoresearch_tui.engine.runs.benchmark import run_benchmark
-from autoresearch_tui.engine.core.policy import LedgerView
-from autoresearch_tui.engine.core.tools import LANE_STATUS, RECORD_RUN, RUN_BENCHMARK, TOOL_NAMES, TOOL_SERVER_NAME
 
 if TYPE_CHECKING:
     from autoresearch_tui.engine.agent.lane import Lane
 
-
+EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 RUN_BENCHMARK_SCHEMA = {
     "type": "object",
     "properties": {
@@ -42,30 +45,56 @@ RECORD_RUN_SCHEMA = {
 }
 
 
+@dataclass(frozen=True)
+class ToolAnswer:
+    text: str
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    schema: dict[str, Any]
+    call: Callable[[dict[str, Any]], Awaitable[ToolAnswer]]
+
+
 def frontier_view(workspace, lane: str) -> LedgerView:
     frontier, _ = record.lane_frontier(workspace, lane)
     return LedgerView(total_runs=frontier.runs, runs_since_best=frontier.runs_since_best)
 
 
-def _text(text: str, *, error: bool = False) -> dict[str, Any]:
-    answer: dict[str, Any] = {"content": [{"type": "text", "text": text}]}
-    if error:
-        answer["is_error"] = True
-    return answer
+class LaneTools:
+    """The tools of one lane, callable by any agent adapter."""
 
+    def __init__(self, lane: "Lane"):
+        self.lane = lane
+        self.workspace = lane.workspace
+        self.experiment = lane.config.experiment
 
-def build_tool_server(lane: "Lane") -> tuple[Any, tuple[str, ...]]:
-    workspace = lane.workspace
-    experiment = lane.config.experiment
+    def specs(self) -> list[ToolSpec]:
+        experiment = self.experiment
+        return [
+            ToolSpec(RUN_BENCHMARK,
+                     f"Run the benchmark (`{experiment.bench_command}`) in your fork under the engine's "
+                     f"timeout ({experiment.run_timeout_s:g}s) and get its summary. Use this instead of "
+                     "running the benchmark through Bash.", RUN_BENCHMARK_SCHEMA, self.run_benchmark),
+            ToolSpec(RECORD_RUN,
+                     "Record a finished run in the lane's ledger (results.tsv) for the commit at your "
+                     "fork's HEAD: status keep, discard, crash or inconclusive. Answers with the frontier.",
+                     RECORD_RUN_SCHEMA, self.record_run),
+            ToolSpec(LANE_STATUS,
+                     "The lane's frontier (baseline, best, noise, runs since the last new best), its "
+                     "last runs, and what the engine has scheduled.", EMPTY_SCHEMA, self.lane_status),
+        ]
 
-    @tool(RUN_BENCHMARK, f"Run the benchmark (`{experiment.bench_command}`) in your fork under the "
-          f"engine's timeout ({experiment.run_timeout_s:g}s) and get its summary. Use this instead of "
-          "running the benchmark through Bash.", RUN_BENCHMARK_SCHEMA)
-    async def run_benchmark_tool(args: dict[str, Any]) -> dict[str, Any]:
+    async def run_benchmark(self, args: dict[str, Any]) -> ToolAnswer:
+        lane, workspace, experiment = self.lane, self.workspace, self.experiment
         description = str(args.get("description", "")).strip()
+        extra_args = str(args.get("args", ""))
         run_id, run_dir = await asyncio.to_thread(record.allocate_run, workspace, lane.name)
         lane.emit("run_started", run_id=run_id, run_dir=str(run_dir), description=description,
-                  args=str(args.get("args", "")))
+                  args=extra_args)
         lane.benchmark_running = True
         try:
             result = await run_benchmark(
@@ -76,9 +105,9 @@ def build_tool_server(lane: "Lane") -> tuple[Any, tuple[str, ...]]:
                 env=lane.agent_env(),
                 timeout_s=experiment.run_timeout_s,
                 hang_timeout_s=experiment.hang_timeout_s,
-                args=str(args.get("args", "")),
+                args=extra_args,
                 on_output=lambda text: lane.emit("run_output", run_id=run_id, text=text),
-                should_stop=lambda: lane.state in ("stopping", "stopped"),
+                should_stop=lambda: lane.state in (STOPPING, STOPPED),
             )
         finally:
             lane.benchmark_running = False
@@ -86,19 +115,17 @@ def build_tool_server(lane: "Lane") -> tuple[Any, tuple[str, ...]]:
                   description=description)
         for warning in result.warnings:
             lane.emit("warning", where="metrics", message=warning, run_id=run_id)
-        return _text(result.for_agent(), error=result.status != "ok")
+        return ToolAnswer(result.for_agent(), is_error=result.status != "ok")
 
-    @tool(RECORD_RUN, "Record a finished run in the lane's ledger (results.tsv) for the commit at "
-          "your fork's HEAD: status keep, discard, crash or inconclusive. Answers with the frontier.",
-          RECORD_RUN_SCHEMA)
-    async def record_run_tool(args: dict[str, Any]) -> dict[str, Any]:
+    async def record_run(self, args: dict[str, Any]) -> ToolAnswer:
+        lane = self.lane
         try:
             answer = await asyncio.to_thread(
-                record.record_run, workspace, lane.name, args.get("status", ""),
+                record.record_run, self.workspace, lane.name, args.get("status", ""),
                 args.get("description", ""), args.get("metric"), args.get("run_dir"))
         except record.LedgerError as exc:
             lane.emit("warning", where="record_run", message=str(exc))
-            return _text(f"record_run refused: {exc}", error=True)
+            return ToolAnswer(f"record_run refused: {exc}", is_error=True)
         if not answer.get("already_recorded"):
             row = answer.get("row", {})
             lane.emit("run_recorded", run_id=answer["run_id"], status=answer["status"],
@@ -110,16 +137,10 @@ def build_tool_server(lane: "Lane") -> tuple[Any, tuple[str, ...]]:
         for warning in answer.get("warnings", []):
             lane.emit("warning", where="ledger", message=warning)
         answer.pop("row", None)
-        return _text(json.dumps(answer, indent=1, default=str))
+        return ToolAnswer(json.dumps(answer, indent=1, default=str))
 
-    @tool(LANE_STATUS, "The lane's frontier (baseline, best, noise, runs since the last new best), "
-          "its last runs, and what the engine has scheduled.", {"type": "object", "properties": {}})
-    async def lane_status_tool(args: dict[str, Any]) -> dict[str, Any]:
-        summary = await asyncio.to_thread(record.lane_summary, workspace, lane.name)
-        snapshot = lane.snapshot()
+    async def lane_status(self, args: dict[str, Any]) -> ToolAnswer:
+        summary = await asyncio.to_thread(record.lane_summary, self.workspace, self.lane.name)
+        snapshot = self.lane.snapshot()
         summary["lane"] = {k: snapshot[k] for k in ("name", "state", "counters", "next_injection")}
-        return _text(json.dumps(summary, indent=1, default=str))
-
-    server = create_sdk_mcp_server(TOOL_SERVER_NAME, "1.0.0",
-                                   tools=[run_benchmark_tool, record_run_tool, lane_status_tool])
-    return server, TOOL_NAMES
+        return ToolAnswer(json.dumps(summary, indent=1, default=str))

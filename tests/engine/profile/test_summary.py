@@ -13,8 +13,9 @@ import pytest
 
 from autoresearch_tui.cli import main as cli
 from autoresearch_tui.engine.profile.summary import CATEGORIES, ProfileError, ProfileSummary, summarize
+from tests.support import REPO_ROOT
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "jax_example"
+EXAMPLE = REPO_ROOT / "examples" / "jax_example"
 
 
 @pytest.fixture(scope="module")

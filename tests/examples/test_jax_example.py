@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from autoresearch_tui.engine.runs.metrics import parse_metrics_line
+from tests.support import REPO_ROOT
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "jax_example"
+EXAMPLE = REPO_ROOT / "examples" / "jax_example"
 JIT_OLD = "step_fn = train_step"
 JIT_NEW = "step_fn = jax.jit(train_step)"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, strategies as st
 
 from autoresearch_tui.engine.config import TuiConfig
-from tests.test_tui_support import T0, fixed_app, fixed_store, screen_text
+from tests.tui.support import T0, fixed_app, fixed_store, screen_text
 from autoresearch_tui.tui.attention import desktop_notification
 from autoresearch_tui.engine.core.render import clean, transcript_lines
 from autoresearch_tui.tui.store import LaneFeed, LaneStore

@@ -17,7 +17,7 @@ from autoresearch_tui.engine.setup import install_hooks
 from autoresearch_tui.engine.setup.install_hooks import InstallError, install, uninstall
 from autoresearch_tui.engine.core.skills import SKILL_NAMES
 
-from tests.test_hooks import TOML, make_repo
+from tests.hooks.test_hooks import TOML, make_repo
 
 FOREIGN = {
     "permissions": {"allow": ["Bash(npm test:*)"]},
@@ -225,7 +225,7 @@ def test_uninstall_keeps_edited_skills_and_ledger_rows(repo: Path):
 
 
 def test_uninstall_removes_markers(repo: Path):
-    from tests.test_hooks import PROMPT, SID, hook, marker, prompt_input
+    from tests.hooks.test_hooks import PROMPT, SID, hook, marker, prompt_input
 
     install(repo)
     hook(PROMPT, prompt_input("/start-experiment"), repo)
@@ -273,7 +273,7 @@ def test_register_cli_alone():
 
 
 def test_marker_max_age_from_install_is_used(repo: Path):
-    from tests.test_hooks import STOP, SID, hook, marker, prompt_input, stop_input, PROMPT
+    from tests.hooks.test_hooks import STOP, SID, hook, marker, prompt_input, stop_input, PROMPT
 
     install(repo, marker_max_age_h=1)
     hook(PROMPT, prompt_input("/start-experiment"), repo)

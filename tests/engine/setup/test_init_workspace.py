@@ -11,8 +11,9 @@ import pytest
 from autoresearch_tui.engine.config import load_config
 from autoresearch_tui.cli.experiment import register_cli
 from autoresearch_tui.engine.setup.init_workspace import InitError, create_workspace, ensure_example_repo
+from tests.support import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 
 def git(repo: Path, *args: str) -> str:

@@ -15,7 +15,7 @@ from autoresearch_tui.engine.protocol import socket_path
 from autoresearch_tui.engine.demo.scripted_model import ScriptedModelServer
 from autoresearch_tui.engine.workspace import Workspace
 from tests.support import git, make_workspace
-from tests.test_tui_support import BENCH, WorkingAgent, screen_text, start_daemon, stop_daemon
+from tests.tui.support import BENCH, WorkingAgent, screen_text, start_daemon, stop_daemon
 from autoresearch_tui.tui.app import AutoresearchApp
 from autoresearch_tui.tui.bridge import EngineBridge
 from autoresearch_tui.tui.store import LaneStore

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.test_tui_support import T0, fixed_app
+from tests.tui.support import T0, fixed_app
 
 SIZE = (130, 36)
 

@@ -21,7 +21,7 @@ from autoresearch_tui.engine.protocol import socket_path
 from autoresearch_tui.engine.demo.scripted_model import ScriptedModelServer
 from autoresearch_tui.engine.workspace import Workspace
 from tests.support import make_workspace
-from tests.test_tui_support import BENCH, WorkingAgent, start_daemon, stop_daemon
+from tests.tui.support import BENCH, WorkingAgent, start_daemon, stop_daemon
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150),
               pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")]

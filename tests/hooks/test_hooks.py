@@ -22,8 +22,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from autoresearch_tui.engine.setup.install_hooks import install, uninstall
 from autoresearch_tui.engine.demo.scripted_model import ModelRequest, Turn
+from tests.support import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 HOOKS = ROOT / "hooks"
 STOP, PROMPT, REINJECT = (HOOKS / n for n in ("stop_hook.py", "prompt_hook.py", "reinject_hook.py"))
 SID = "0b7c1e2a-1111-4222-8333-444455556666"
