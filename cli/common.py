@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -51,6 +50,8 @@ async def request(workspace, op: str, *, raw: bool = False, **args: Any) -> dict
 
 
 def request_sync(workspace, op: str, *, raw: bool = False, **args: Any) -> dict[str, Any]:
+    import asyncio  # here, not at the top: `status` with no engine never needs it
+
     return asyncio.run(request(workspace, op, raw=raw, **args))
 
 

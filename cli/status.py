@@ -47,8 +47,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         except EngineClientError as exc:
             error(None, f"engine not answering ({exc}); showing what is on disk")
     if snapshot is None:
-        snapshot = offline_snapshot(config)
-        snapshot["engine"] = "not running"
+        snapshot = offline_snapshot(config).to_dict()
     if args.json:
         print(json.dumps(snapshot, indent=2, default=str))
     else:

@@ -18,21 +18,25 @@ from typing import Any, Callable
 
 import tomli_w
 
+from autoresearch_tui.engine.agent.claude import ClaudeSession
 from autoresearch_tui.engine.agent.lane import Lane
-from autoresearch_tui.engine.agent.tools import frontier_view
 from autoresearch_tui.engine.config import LANE_NAME_PATTERN, Config, LaneConfig
 from autoresearch_tui.engine.core import ledger, policy
 from autoresearch_tui.engine.core.events import Event
 from autoresearch_tui.engine.core.files import atomic_write_text
 from autoresearch_tui.engine.core.lane_state import RUNNING, STOPPED
+from autoresearch_tui.engine.core.snapshot import FrontierView, LaneSnapshot, LiveMetrics, Snapshot
 from autoresearch_tui.engine.devices.monitoring import lane_chips, load_monitoring, read_device_figures
 from autoresearch_tui.engine.repo.merge import merge_lane
 from autoresearch_tui.engine.runs.metrics import MetricsWatcher
-from autoresearch_tui.engine.runs.record import lane_frontier
+from autoresearch_tui.engine.runs.record import FrontierCache
 from autoresearch_tui.engine.runs.views import merge_preview, run_details
 from autoresearch_tui.engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
+
+LANE_PUSH_S = 0.25
+"""How often a changed lane's snapshot is pushed to clients."""
 
 
 class EngineError(Exception):
@@ -62,6 +66,9 @@ class Engine:
         self.lanes: dict[str, Lane] = {}
         self.started_at = time.time()
         self._subscribers: list[Callable[[Event], None]] = []
+        self._snapshot_subscribers: list[Callable[[dict[str, Any]], None]] = []
+        self._changed_lanes: set[str] = set()
+        self.frontiers = FrontierCache(self.workspace)
         self._background: set[asyncio.Task] = set()
         self._stopping = False
         self._watch_stop = asyncio.Event()
@@ -88,6 +95,9 @@ class Engine:
         return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
 
     def _publish(self, event: Event) -> None:
+        lane = event.get("lane")
+        if isinstance(lane, str):
+            self._changed_lanes.add(lane)
         for callback in list(self._subscribers):
             try:
                 callback(event)
@@ -105,16 +115,17 @@ class Engine:
             backoff_base_s=self.backoff_base_s,
             with_tools=self.with_tools,
             ledger_view=self._ledger_view,
+            session_factory=ClaudeSession,
         )
         self.lanes[name] = lane
-        watcher = MetricsWatcher(name, self.workspace.runs_dir(name), self.config.experiment.direction,
-                                 lane.log_event, metric=self.config.experiment.metric)
+        watcher = MetricsWatcher(name, self.workspace.runs_dir(name), lane.log_event, metric=self.config.experiment.metric)
         watcher.scan_once(emit=False)  # state from disk; those events are already logged
         self.watchers[name] = watcher
         return lane
 
     def _ledger_view(self, lane: str) -> policy.LedgerView:
-        return frontier_view(self.workspace, lane)
+        frontier, _warnings = self.frontiers.get(lane)
+        return policy.LedgerView(total_runs=frontier.runs, runs_since_best=frontier.runs_since_best)
 
     def _in_background(self, coroutine, name: str) -> None:
         """A task that lives until stop(): watchers, the watchdog, the device poller."""
@@ -126,6 +137,7 @@ class Engine:
         for name in self.lanes:
             self._start_lane(name)
         self._in_background(self._watchdog(), "idle-watchdog")
+        self._in_background(self._push_lane_snapshots(), "lane-snapshots")
         monitoring = await asyncio.to_thread(load_monitoring)
         if monitoring is not None:
             self._in_background(self._poll_device(monitoring), "device")
@@ -255,29 +267,54 @@ class Engine:
         self.lane(lane)
         return await asyncio.to_thread(run_details, self.workspace, lane, run_id)
 
-    def lane_snapshot(self, name: str) -> dict[str, Any]:
-        data = self.lanes[name].snapshot()
+    def lane_snapshot(self, name: str) -> LaneSnapshot:
+        snapshot = self.lanes[name].snapshot()
         try:
-            frontier, warnings = lane_frontier(self.workspace, name)
-            data["frontier"] = frontier.to_dict(self.config.loop.plateau_runs)
-        except Exception as exc:  # a broken ledger shows as a warning, not a dead engine
-            data["frontier"] = {"error": str(exc)}
+            frontier, _warnings = self.frontiers.get(name)
+            snapshot.frontier = FrontierView.from_dict(frontier.to_dict(self.config.loop.plateau_runs))
+        except Exception as exc:  # a broken ledger shows as an error, not a dead engine
+            snapshot.frontier = FrontierView(error=str(exc))
         watcher = self.watchers.get(name)
-        data["metrics"] = watcher.state.to_dict() if watcher else {}
-        if name in self.device_figures:  # absent (not zero) where no accelerator reports
-            data["device"] = self.device_figures[name]
-        return data
+        if watcher is not None:
+            snapshot.metrics = LiveMetrics.from_dict(watcher.state.to_dict())
+        snapshot.device = self.device_figures.get(name)  # absent (not zero) where nothing reports
+        return snapshot
 
     def snapshot(self) -> dict[str, Any]:
         lanes = {name: self.lane_snapshot(name) for name in self.lanes}
-        return {
-            "workspace": str(self.workspace.root),
-            "experiment": self.config.experiment.name,
-            "metric": self.config.experiment.metric,
-            "direction": self.config.experiment.direction,
-            "started_at": self.started_at,
-            "pid": os.getpid(),
-            "scripted": self.scripted_model is not None,
-            "total_cost_usd": round(sum(l["counters"]["cost_usd"] for l in lanes.values()), 6),
-            "lanes": lanes,
-        }
+        return Snapshot(
+            workspace=str(self.workspace.root),
+            experiment=self.config.experiment.name,
+            metric=self.config.experiment.metric,
+            direction=self.config.experiment.direction,
+            started_at=self.started_at,
+            pid=os.getpid(),
+            scripted=self.scripted_model is not None,
+            total_cost_usd=round(sum(lane.counters.cost_usd for lane in lanes.values()), 6),
+            lanes=lanes,
+        ).to_dict()
+
+    # ----------------------------------------------------------------- lane snapshot pushes
+    def subscribe_lane_snapshots(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """`callback(lane_snapshot_dict)` at most every LANE_PUSH_S per lane that changed, so
+        clients show the engine's own figures instead of re-deriving them from events."""
+        self._snapshot_subscribers.append(callback)
+        return lambda: (self._snapshot_subscribers.remove(callback)
+                        if callback in self._snapshot_subscribers else None)
+
+    async def _push_lane_snapshots(self) -> None:
+        while not self._watch_stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._watch_stop.wait(), timeout=LANE_PUSH_S)
+            changed, self._changed_lanes = self._changed_lanes, set()
+            if not self._snapshot_subscribers:
+                continue
+            for name in changed:
+                if name not in self.lanes:
+                    continue
+                data = self.lane_snapshot(name).to_dict()
+                for callback in list(self._snapshot_subscribers):
+                    try:
+                        callback(data)
+                    except Exception:
+                        log.exception("lane snapshot subscriber failed")

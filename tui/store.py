@@ -1,4 +1,4 @@
-"""Per-lane buffers the TUI renders from, and the event → text formatting.
+"""What the TUI renders from: the engine's snapshot and per-lane buffers of events.
 
 Nothing here touches a widget. The engine connection's reader only calls
 :meth:`LaneStore.ingest`, which appends to plain deques; one timer in the UI flushes them
@@ -7,14 +7,14 @@ into the widgets (docs/architecture.md, "Streaming lanes in Textual").
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from autoresearch_tui.engine.core.render import clean, decision_row, transcript_lines
+from autoresearch_tui.engine.client import LANE_SNAPSHOT
+from autoresearch_tui.engine.core.render import clean, decision_row, figure, transcript_lines
+from autoresearch_tui.engine.core.snapshot import LaneSnapshot, Snapshot
 
 TRANSCRIPT_LINES = 5000
 """Lines kept per lane in memory and in a transcript widget."""
@@ -93,22 +93,28 @@ class Alert:
 
 
 class LaneStore:
-    """Everything the screen shows, as plain data: the snapshot plus per-lane feeds."""
+    """Everything the screen shows, as plain data: the engine's snapshot plus per-lane feeds.
 
-    def __init__(self, snapshot: dict[str, Any] | None = None):
-        self.snapshot: dict[str, Any] = snapshot or {"lanes": {}}
+    Figures (state, runs, best, counters) come only from the engine's snapshots: the whole
+    snapshot on attach and every few seconds, and a lane's snapshot whenever the engine
+    pushes one. Events only feed the transcripts, the Decisions tab and the alerts."""
+
+    def __init__(self, snapshot: Snapshot | None = None):
+        self.snapshot: Snapshot = snapshot or Snapshot()
         self.feeds: dict[str, LaneFeed] = {}
         self.alerts: deque[Alert] = deque(maxlen=100)
         self.alert_after = time.time()
         """Events older than this (replayed history) never raise alerts."""
         self.dirty_lanes: set[str] = set()
         self.events_seen = 0
-        for name in self.snapshot.get("lanes", {}):
+        self.resync_needed = False
+        """The engine said this client fell behind: take a new snapshot."""
+        for name in self.snapshot.lanes:
             self.feed(name)
 
     @property
-    def lanes(self) -> dict[str, dict[str, Any]]:
-        return self.snapshot.setdefault("lanes", {})
+    def lanes(self) -> dict[str, LaneSnapshot]:
+        return self.snapshot.lanes
 
     def lane_names(self) -> list[str]:
         return list(self.lanes)
@@ -119,19 +125,30 @@ class LaneStore:
             feed = self.feeds[name] = LaneFeed(name)
         return feed
 
-    def set_snapshot(self, snapshot: dict[str, Any]) -> None:
+    def set_snapshot(self, snapshot: Snapshot | dict[str, Any]) -> None:
+        if not isinstance(snapshot, Snapshot):
+            snapshot = Snapshot.from_dict(snapshot)
         self.snapshot = snapshot
-        for name in snapshot.get("lanes", {}):
+        for name in snapshot.lanes:
             self.feed(name)
-        self.dirty_lanes.update(snapshot.get("lanes", {}))
+        self.dirty_lanes.update(snapshot.lanes)
+
+    def set_lane(self, lane: LaneSnapshot) -> None:
+        self.snapshot.lanes[lane.name] = lane
+        self.feed(lane.name)
+        self.dirty_lanes.add(lane.name)
 
     def ingest(self, event: dict[str, Any]) -> None:
         """The only thing the connection's reader calls: cheap appends, no widgets."""
         self.events_seen += 1
-        name = event.get("lane")
         kind = event.get("type")
+        if kind == LANE_SNAPSHOT:
+            self.set_lane(LaneSnapshot.from_dict(event.get("lane_snapshot")))
+            return
+        name = event.get("lane")
         if kind == "resync" or not isinstance(name, str) or name == "-":
             if kind == "resync":
+                self.resync_needed = True
                 self.alerts.append(Alert("-", "resync", "the UI fell behind; refreshing", "information"))
             return
         feed = self.feed(name)
@@ -139,41 +156,9 @@ class LaneStore:
                 and kind != "lane_state":
             return  # already shown from history
         feed.append_event(event)
-        lane = self.lanes.get(name)
-        if lane is None:
-            lane = self.lanes[name] = {"name": name, "state": "starting", "counters": {}, "policy": {},
-                                        "frontier": {}, "metrics": {}}
-        self._fold(lane, event)
         self.dirty_lanes.add(name)
         if isinstance(event.get("ts"), (int, float)) and event["ts"] >= self.alert_after:
             self._maybe_alert(name, event)
-
-    def _fold(self, lane: dict[str, Any], event: dict[str, Any]) -> None:
-        """Keep the snapshot's per-lane figures current between snapshot refreshes."""
-        kind = event.get("type")
-        if kind == "lane_state":
-            lane["state"] = event.get("state", lane.get("state"))
-            if event.get("state") == "needs_attention":
-                lane["needs_attention_reason"] = event.get("reason", "")
-        elif kind == "run_recorded":
-            frontier = lane.setdefault("frontier", {})
-            frontier["runs"] = (frontier.get("runs") or 0) + 1
-            for key in ("baseline", "best", "change_pct", "runs_since_best"):
-                if event.get(key) is not None:
-                    frontier[key] = event[key]
-            if event.get("new_best"):
-                frontier["best_run"] = event.get("run_id")
-        elif kind == "metric" and event.get("kind") == "summary" and event.get("best") is not None:
-            metrics = lane.setdefault("metrics", {})
-            history = metrics.setdefault("best_history", [])
-            history.append(event["best"])
-            del history[:-200]
-        elif kind == "stop_blocked":
-            policy = lane.setdefault("policy", {})
-            policy["stops_blocked"] = (policy.get("stops_blocked") or 0) + 1
-        elif kind == "tool_use":
-            counters = lane.setdefault("counters", {})
-            counters["tool_uses"] = (counters.get("tool_uses") or 0) + 1
 
     def _maybe_alert(self, name: str, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -183,7 +168,7 @@ class LaneStore:
         elif kind == "run_recorded" and event.get("new_best"):
             change = event.get("change_pct")
             value = event.get("metric_value")
-            shown = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
+            shown = figure(value, 4)
             text = f"run {event.get('run_id')}: {shown}"
             if isinstance(change, (int, float)):
                 text += f" ({change:+.1f}% vs baseline)"

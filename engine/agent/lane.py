@@ -34,6 +34,7 @@ from autoresearch_tui.engine.core.lane_state import (
     IDLE_STATES, NEEDS_ATTENTION, PAUSED, PAUSING, RUNNING, STARTING, STOPPED, STOPPING,
     LaneRecord, LaneRecordError,
 )
+from autoresearch_tui.engine.core.snapshot import LaneSnapshot
 from autoresearch_tui.engine.core.skills import condensed_program, render_skill
 from autoresearch_tui.engine.workspace import Workspace
 
@@ -49,12 +50,6 @@ class AgentSession(Protocol):
     async def interrupt(self) -> None: ...
 
 
-def claude_session(lane: "Lane") -> AgentSession:
-    from autoresearch_tui.engine.agent.claude import ClaudeSession  # the SDK only where lanes run
-
-    return ClaudeSession(lane)
-
-
 class Lane:
     def __init__(
         self,
@@ -68,7 +63,7 @@ class Lane:
         backoff_max_s: float = 300.0,
         with_tools: bool = True,
         ledger_view: Callable[[str], policy.LedgerView] | None = None,
-        session_factory: Callable[["Lane"], AgentSession] = claude_session,
+        session_factory: Callable[["Lane"], AgentSession],
     ):
         self.name = name
         self.config = config
@@ -145,12 +140,17 @@ class Lane:
     def save(self) -> None:
         atomic_write_json(self.workspace.lane_json(self.name), self.record.to_dict())
 
-    def snapshot(self) -> dict[str, Any]:
-        data = self.record.to_dict()
-        data["next_injection"] = policy.next_injection(self.record.policy, self.settings, time.time())
-        data["fork"] = str(self.workspace.fork_dir(self.name))
-        data["focus"] = self.config.lane(self.name).focus if self._configured() else ""
-        return data
+    def snapshot(self) -> LaneSnapshot:
+        """The lane's own part of its snapshot (the engine adds frontier, metrics, device)."""
+        record = self.record
+        running = record.state in (STARTING, RUNNING, PAUSING)
+        return LaneSnapshot(
+            **LaneRecord.from_dict(record.to_dict(), self.name).__dict__,  # a copy, not the live record
+            # A stopped or paused lane has no injection coming: no countdown.
+            next_injection=policy.next_injection(record.policy, self.settings, time.time()) if running else None,
+            fork=str(self.workspace.fork_dir(self.name)),
+            focus=self.config.lane(self.name).focus if self._configured() else "",
+        )
 
     def _configured(self) -> bool:
         return any(lane.name == self.name for lane in self.config.lanes)

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from autoresearch_tui.engine.core.files import atomic_write_text
+
 
 def processes_in(folder: Path) -> list[int]:
     folder = folder.resolve()
@@ -101,10 +103,7 @@ def guarded_cli_path(state_dir: Path) -> str | None:
     text = "#!/bin/sh\n# Written by autoresearch-tui: the agent's CLI dies with its engine.\n" \
            f"exec {' '.join(shlex.quote(part) for part in prefix)} {shlex.quote(real)} \"$@\"\n"
     if not wrapper.exists() or wrapper.read_text() != text:
-        tmp = wrapper.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.chmod(0o755)
-        os.replace(tmp, wrapper)
+        atomic_write_text(wrapper, text, 0o755)
     return str(wrapper)
 
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from autoresearch_tui.engine.core.ledger import STATUSES
 from autoresearch_tui.engine.core.lane_state import STOPPED, STOPPING
-from autoresearch_tui.engine.core.policy import LedgerView
 from autoresearch_tui.engine.core.tools import LANE_STATUS, RECORD_RUN, RUN_BENCHMARK
 from autoresearch_tui.engine.runs import record
 from autoresearch_tui.engine.runs.benchmark import run_benchmark
@@ -57,11 +56,6 @@ class ToolSpec:
     description: str
     schema: dict[str, Any]
     call: Callable[[dict[str, Any]], Awaitable[ToolAnswer]]
-
-
-def frontier_view(workspace, lane: str) -> LedgerView:
-    frontier, _ = record.lane_frontier(workspace, lane)
-    return LedgerView(total_runs=frontier.runs, runs_since_best=frontier.runs_since_best)
 
 
 class LaneTools:
@@ -141,6 +135,6 @@ class LaneTools:
 
     async def lane_status(self, args: dict[str, Any]) -> ToolAnswer:
         summary = await asyncio.to_thread(record.lane_summary, self.workspace, self.lane.name)
-        snapshot = self.lane.snapshot()
+        snapshot = self.lane.snapshot().to_dict()
         summary["lane"] = {k: snapshot[k] for k in ("name", "state", "counters", "next_injection")}
         return ToolAnswer(json.dumps(summary, indent=1, default=str))

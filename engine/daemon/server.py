@@ -220,7 +220,9 @@ class _Connection:
             self.engine.lane(name)
         self.lanes = set(lanes) if lanes else None
         self.lagged = False
-        self.unsubscribe = self.engine.subscribe(self._enqueue)
+        unsubscribe_events = self.engine.subscribe(self._enqueue)
+        unsubscribe_lanes = self.engine.subscribe_lane_snapshots(self._enqueue_lane_snapshot)
+        self.unsubscribe = lambda: (unsubscribe_events(), unsubscribe_lanes())
         replayed = 0
         if since is not None:
             # Events written while this client was away come from disk, then the live feed.
@@ -248,11 +250,22 @@ class _Connection:
         except asyncio.QueueFull:
             self.lagged = True  # the client is too slow; it is told to resync below
 
+    def _enqueue_lane_snapshot(self, lane_snapshot: dict[str, Any]) -> None:
+        if self.lanes is not None and lane_snapshot.get("name") not in self.lanes:
+            return
+        try:
+            self.queue.put_nowait({"lane_snapshot": lane_snapshot})
+        except asyncio.QueueFull:
+            self.lagged = True
+
     async def _pump(self) -> None:
         while True:
             event = await self.queue.get()
             if event is None:
                 return
+            if "lane_snapshot" in event:
+                await self.send(event)
+                continue
             if self.replayed_until is not None and event.get("ts", 0) <= self.replayed_until:
                 continue
             if self.lagged:

@@ -256,6 +256,28 @@ def _ensure_run_ref(fork: Path, run_id: str, commit: str) -> None:
         git(fork, "update-ref", "-m", f"autoresearch: run {run_id}", ref, commit)
 
 
+class FrontierCache:
+    """Each lane's frontier, recomputed only when its ledger file changed (size or mtime):
+    snapshots and stop decisions ask for it far more often than runs are recorded."""
+
+    def __init__(self, workspace: Workspace):
+        self.workspace = workspace
+        self._cache: dict[str, tuple[tuple[int, int], Frontier, list[str]]] = {}
+
+    def get(self, lane: str) -> tuple[Frontier, list[str]]:
+        try:
+            info = os.stat(self.workspace.ledger_path(lane))
+            key = (info.st_size, info.st_mtime_ns)
+        except FileNotFoundError:
+            key = (-1, 0)
+        cached = self._cache.get(lane)
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        frontier, warnings = lane_frontier(self.workspace, lane)
+        self._cache[lane] = (key, frontier, warnings)
+        return frontier, warnings
+
+
 def lane_frontier(workspace: Workspace, lane: str) -> tuple[Frontier, list[str]]:
     """The lane's frontier over its whole ledger, and the reader's warnings."""
     cfg = workspace.config.experiment

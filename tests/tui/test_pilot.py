@@ -64,7 +64,9 @@ async def until(pilot, predicate, timeout=20.0, what="condition"):
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot.app)}")
+            notes = getattr(pilot.app, "notes", [])[-5:]
+            raise AssertionError(f"timed out waiting for {what}\nlast notifications: {notes}\n"
+                                 f"{screen_text(pilot.app)}")
         await pilot.pause(0.05)
 
 
@@ -119,11 +121,11 @@ async def test_pause_resume_retrospective_and_message(engine_ws):
         main = await attached(pilot)
         await pilot.press("1")
         await pilot.press("p")
-        await until(pilot, lambda: main.store.lanes["a"]["state"] in ("paused", "pausing"), what="paused")
+        await until(pilot, lambda: main.store.lanes["a"].state in ("paused", "pausing"), what="paused")
         assert app.noted("pause lane a")
         await until(pilot, lambda: "paused" in screen_text(app) or "pausing" in screen_text(app), what="state word")
         await pilot.press("p")
-        await until(pilot, lambda: main.store.lanes["a"]["state"] == "running", what="resumed")
+        await until(pilot, lambda: main.store.lanes["a"].state == "running", what="resumed")
         assert app.noted("resumed")
         await pilot.press("r")
         await until(pilot, lambda: app.noted("retrospective queued"), what="retrospective answer")
@@ -169,8 +171,9 @@ async def test_merge_confirm_then_refusal_alerts(engine_ws):
     app = make_app(engine_ws)
     async with app.run_test(size=SIZE) as pilot:
         main = await attached(pilot)
-        await until(pilot, lambda: (main.store.lanes["a"].get("frontier") or {}).get("best_run"), timeout=40,
-                    what="a best run in lane a")
+        frontier = lambda: main.store.lanes["a"].frontier  # noqa: E731
+        await until(pilot, lambda: frontier().best_run not in (None, frontier().baseline_run), timeout=40,
+                    what="a kept run in lane a that beats its baseline")
         await pilot.press("1", "m")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=20, what="merge confirmation")
         text = screen_text(app)
@@ -212,7 +215,7 @@ async def test_add_lane_and_stop_lane(engine_ws):
         await pilot.press("3", "s")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="stop confirmation")
         await pilot.press("y")
-        await until(pilot, lambda: main.store.lanes["c"]["state"] == "stopped", timeout=30, what="lane c stopped")
+        await until(pilot, lambda: main.store.lanes["c"].state == "stopped", timeout=30, what="lane c stopped")
         assert app.noted("lane c stopped")
 
 

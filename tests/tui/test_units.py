@@ -9,6 +9,7 @@ from autoresearch_tui.engine.config import TuiConfig
 from tests.tui.support import T0, fixed_app, fixed_store, screen_text
 from autoresearch_tui.tui.attention import desktop_notification
 from autoresearch_tui.engine.core.render import clean, transcript_lines
+from autoresearch_tui.engine.core.snapshot import Snapshot
 from autoresearch_tui.tui.store import LaneFeed, LaneStore
 
 
@@ -38,7 +39,7 @@ def test_feed_history_prepend_bumps_generation():
 
 
 def test_store_alerts_only_for_live_events():
-    store = LaneStore({"lanes": {"a": {"name": "a", "state": "running"}}})
+    store = LaneStore(Snapshot.from_dict({"lanes": {"a": {"name": "a", "state": "running"}}}))
     store.alert_after = T0
     store.ingest({"ts": T0 - 5, "lane": "a", "type": "run_recorded", "new_best": True, "run_id": "1"})
     assert not store.alerts
@@ -48,7 +49,23 @@ def test_store_alerts_only_for_live_events():
     store.ingest({"ts": T0 + 3, "lane": "a", "type": "merge", "ok": False, "message": "main is dirty"})
     titles = [a.title for a in store.alerts]
     assert titles == ["new best in lane a", "lane a needs attention", "merge of lane a failed"]
-    assert store.lanes["a"]["state"] == "needs_attention"
+
+
+def test_store_figures_come_from_the_engines_lane_snapshots_only():
+    """The TUI never re-derives a figure: events feed the transcript, snapshots the numbers."""
+    store = LaneStore(Snapshot.from_dict({"lanes": {"a": {"name": "a", "state": "running",
+                                                          "frontier": {"runs": 3, "best": 7.0}}}}))
+    store.ingest({"ts": T0, "lane": "a", "type": "run_recorded", "run_id": "0004", "status": "keep",
+                  "metric_value": 5.0, "new_best": True, "best": 5.0})
+    store.ingest({"ts": T0, "lane": "a", "type": "lane_state", "state": "paused"})
+    assert store.lanes["a"].frontier.runs == 3 and store.lanes["a"].frontier.best == 7.0
+    assert store.lanes["a"].state == "running"
+    store.ingest({"type": "lane_snapshot", "lane_snapshot": {
+        "name": "a", "state": "paused", "frontier": {"runs": 4, "best": 5.0, "best_history": [7.0, 5.0]}}})
+    lane = store.lanes["a"]
+    assert (lane.state, lane.frontier.runs, lane.frontier.best, lane.frontier.best_history) == \
+        ("paused", 4, 5.0, [7.0, 5.0])
+    assert "a" in store.dirty_lanes
 
 
 def test_desktop_notification_sequences():

@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, TabbedContent
 
 from autoresearch_tui.engine.client import EngineClientError
+from autoresearch_tui.engine.core.lane_state import NEEDS_ATTENTION, PAUSED, PAUSING, STOPPED
 from autoresearch_tui.tui.store import Alert, LaneStore
 from autoresearch_tui.tui.screens.confirm import ConfirmScreen
 from autoresearch_tui.tui.screens.help import HelpScreen
@@ -121,7 +122,7 @@ class MainScreen(Screen[None]):
         except EngineClientError:
             return
         self.store.set_snapshot(snapshot)
-        self.query_one(EngineHeader).show(snapshot)
+        self.query_one(EngineHeader).show(self.store.snapshot)
 
     async def request(self, op: str, *, title: str, quiet: bool = False, **args: Any) -> dict | None:
         """One engine request; every answer (or refusal) is shown."""
@@ -150,10 +151,9 @@ class MainScreen(Screen[None]):
 
     def update_cards(self) -> None:
         self._cards_at = time.monotonic()
-        direction = self.store.snapshot.get("direction", "minimize")
-        self.query_one(LaneList).show(self.store.lanes, self.selected, direction)
+        self.query_one(LaneList).show(self.store.lanes, self.selected)
         lane = self.store.lanes.get(self.selected or "")
-        self.query_one(LaneSummary).show(lane, self.store.snapshot.get("metric", ""))
+        self.query_one(LaneSummary).show(lane, self.store.snapshot.metric)
         if self.grid_mode:
             self.query_one(LaneGrid).show(self.store.lanes, self.selected)
 
@@ -164,9 +164,9 @@ class MainScreen(Screen[None]):
         feed = self.store.feed(self.selected)
         self.query_one("#transcript", TranscriptLog).sync(feed)
         self.query_one(DecisionsTable).sync(feed)
-        lane = self.store.lanes.get(self.selected, {})
-        self.query_one(ProfileView).show((lane.get("metrics") or {}).get("latest_profile"))
-        self.query_one(LaneSummary).show(lane, self.store.snapshot.get("metric", ""))
+        lane = self.store.lanes.get(self.selected)
+        self.query_one(ProfileView).show(lane.metrics.latest_profile if lane else None)
+        self.query_one(LaneSummary).show(lane, self.store.snapshot.metric)
         tabs = self.query_one(TabbedContent)
         if tabs.active == "tab-runs":
             self.load_runs(self.selected)
@@ -179,13 +179,16 @@ class MainScreen(Screen[None]):
         self.flushes += 1
         while store.alerts:
             self.app.attention(store.alerts.popleft())
+        if store.resync_needed:  # the engine dropped events for this client: re-read it all
+            store.resync_needed = False
+            self.run_worker(self.refresh_snapshot(), group="snapshot", exclusive=True)
         dirty = store.dirty_lanes
         if dirty and time.monotonic() - self._cards_at >= CARDS_EVERY_S:
             self._runs_stale.update(dirty)
             store.dirty_lanes = set()
             self.update_cards()
-            lane = store.lanes.get(self.selected or "", {})
-            self.query_one(ProfileView).show((lane.get("metrics") or {}).get("latest_profile"))
+            lane = store.lanes.get(self.selected or "")
+            self.query_one(ProfileView).show(lane.metrics.latest_profile if lane else None)
             if self.selected in self._runs_stale and self.query_one(TabbedContent).active == "tab-runs":
                 self.load_runs(self.selected)
         if self.grid_mode:
@@ -324,8 +327,9 @@ class MainScreen(Screen[None]):
         lane = self._lane_or_refuse("pause")
         if lane is None:
             return
-        state = self.store.lanes.get(lane, {}).get("state")
-        op = "resume" if state in ("paused", "pausing", "needs_attention") else "pause"
+        current = self.store.lanes.get(lane)
+        # A stopped lane is resumed with p as well (the stop dialog says so).
+        op = "resume" if current and current.state in (PAUSED, PAUSING, NEEDS_ATTENTION, STOPPED) else "pause"
         await self.request(op, title=f"{op} lane {lane}", lane=lane)
         await self.refresh_snapshot()
         self.update_cards()
@@ -348,7 +352,7 @@ class MainScreen(Screen[None]):
             self.notify(f"nothing to merge from lane {lane}: {preview.get('reason', 'not mergeable')}",
                         title="merge refused", severity="warning", timeout=8)
             return
-        metric = self.store.snapshot.get("metric") or preview.get("metric_name", "metric")
+        metric = self.store.snapshot.metric or preview.get("metric_name", "metric")
         body = Text()
         change = preview.get("change_pct")
         body.append(f"{metric}: {preview.get('baseline')} → {preview.get('best')}", style="bold")

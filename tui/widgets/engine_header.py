@@ -9,6 +9,9 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from autoresearch_tui.engine.core.render import clean
+from autoresearch_tui.engine.core.snapshot import Snapshot
+
 CLOCK = time.time
 """Where "now" comes from (tests pin it)."""
 
@@ -36,9 +39,9 @@ class EngineHeader(Static):
 
     def __init__(self, **kwargs: Any):
         super().__init__("", **kwargs)
-        self.snapshot: dict[str, Any] = {}
+        self.snapshot = Snapshot()
 
-    def show(self, snapshot: dict[str, Any]) -> None:
+    def show(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self.refresh_text()
 
@@ -49,16 +52,15 @@ class EngineHeader(Static):
     def refresh_text(self) -> None:
         snap = self.snapshot
         text = Text()
-        if snap.get("scripted"):
+        if snap.scripted:
             # First, so no terminal is too narrow to show it: nothing here is a real model.
             text.append(" SCRIPTED DEMO MODEL ", style="bold black on yellow")
             text.append("  ")
         # Most important first: a narrow terminal clips the end of the line.
-        text.append(str(snap.get("experiment", "?")), style="bold")
-        metric = snap.get("metric")
-        if metric:
-            arrow = "↓" if snap.get("direction") == "minimize" else "↑"
-            text.append(f" ({metric} {arrow})")
+        text.append(clean(snap.experiment or "?"), style="bold")
+        if snap.metric:
+            arrow = "↓" if snap.direction == "minimize" else "↑"
+            text.append(f" ({clean(snap.metric)} {arrow})")
         text.append("  │  ")
         if self.connection == "connected":
             text.append("engine running", style="green")
@@ -66,12 +68,10 @@ class EngineHeader(Static):
             text.append("engine: connecting…", style="yellow")
         else:
             text.append(f"engine DISCONNECTED: {self.connection} — press c to reconnect", style="bold red")
-        cost = snap.get("total_cost_usd")
-        if isinstance(cost, (int, float)) and not snap.get("scripted"):  # scripted tokens cost nothing
-            text.append(f"  │  cost ${cost:.2f}")
-        started = snap.get("started_at")
-        if isinstance(started, (int, float)):
-            text.append(f"  │  up {format_duration(CLOCK() - started)}")
-        if self.connection == "connected" and snap.get("pid"):
-            text.append(f"  │  pid {snap['pid']}", style="dim")
+        if not snap.scripted:  # scripted tokens cost nothing
+            text.append(f"  │  cost ${snap.total_cost_usd:.2f}")
+        if snap.started_at is not None:
+            text.append(f"  │  up {format_duration(CLOCK() - snap.started_at)}")
+        if self.connection == "connected" and snap.pid:
+            text.append(f"  │  pid {snap.pid}", style="dim")
         self.update(text)

@@ -23,18 +23,12 @@ from autoresearch_tui.engine.protocol import socket_path
 from autoresearch_tui.engine.demo.scripted_model import ModelRequest, ScriptedModelServer, Turn, cli_env
 from autoresearch_tui.engine.core.files import read_json
 from autoresearch_tui.engine.workspace import Workspace
+from autoresearch_tui.engine.core.tools import tool_id
 from tests.support import make_workspace, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-RUN_BENCHMARK = "mcp__autoresearch__run_benchmark"
-RECORD_RUN = "mcp__autoresearch__record_run"
-
-
-@pytest.fixture
-def model():
-    with ScriptedModelServer() as server:
-        yield server
+RUN_BENCHMARK, RECORD_RUN = tool_id("run_benchmark"), tool_id("record_run")
 
 
 @pytest.fixture
