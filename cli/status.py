@@ -11,7 +11,8 @@ import time
 from autoresearch_tui.cli.common import (
     config_from_args, config_parent, error, print_event_json, print_event_line, request_sync,
 )
-from autoresearch_tui.engine.core.render import figure
+from autoresearch_tui.engine.core.lane_state import NEEDS_ATTENTION
+from autoresearch_tui.engine.core.render import figure, one_line
 from autoresearch_tui.engine.daemon.control import running_pid
 from autoresearch_tui.engine.workspace import Workspace
 
@@ -81,6 +82,8 @@ def status_lines(snapshot: dict) -> list[str]:
             f"{'-' if change is None else f'{change:+.1f}%':>8} "
             f"${lane.get('counters', {}).get('cost_usd', 0.0):>8.4f}  {_ago(lane.get('last_activity'))}"
         )
+        if lane.get("state") == NEEDS_ATTENTION and lane.get("needs_attention_reason"):
+            lines.append(f"{'':<10} why: {one_line(lane['needs_attention_reason'], 300)}")
     return lines
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from autoresearch_tui.engine.client import LANE_SNAPSHOT
 from autoresearch_tui.engine.core.render import clean, decision_row, figure, transcript_lines
@@ -109,6 +109,7 @@ class LaneStore:
         self.events_seen = 0
         self.resync_needed = False
         """The engine said this client fell behind: take a new snapshot."""
+        self._listeners: dict[str, list] = {}
         for name in self.snapshot.lanes:
             self.feed(name)
 
@@ -133,6 +134,11 @@ class LaneStore:
             self.feed(name)
         self.dirty_lanes.update(snapshot.lanes)
 
+    def listen(self, lane: str, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """`callback(event)` for each new event of `lane` (must only append); returns the undo."""
+        self._listeners.setdefault(lane, []).append(callback)
+        return lambda: self._listeners.get(lane, []).remove(callback) if callback in self._listeners.get(lane, []) else None
+
     def set_lane(self, lane: LaneSnapshot) -> None:
         self.snapshot.lanes[lane.name] = lane
         self.feed(lane.name)
@@ -156,6 +162,8 @@ class LaneStore:
                 and kind != "lane_state":
             return  # already shown from history
         feed.append_event(event)
+        for callback in self._listeners.get(name, ()):
+            callback(event)
         self.dirty_lanes.add(name)
         if isinstance(event.get("ts"), (int, float)) and event["ts"] >= self.alert_after:
             self._maybe_alert(name, event)

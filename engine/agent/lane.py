@@ -88,6 +88,7 @@ class Lane:
         self._wake = asyncio.Event()
         self._pending_messages: list[str] = []
         self._last_assistant_text = ""
+        self._tool_names: dict[str, str] = {}
         self._task: asyncio.Task | None = None
         self._in_turn = False
         self._why_continue = "resumed"
@@ -369,7 +370,15 @@ class Lane:
 
     def note_tool_call(self, tool: str, call_id: str, tool_input: Any) -> None:
         self.record.counters.tool_uses += 1
+        self._tool_names[call_id] = tool
+        if len(self._tool_names) > 256:  # calls are answered in order; old ones are done
+            del self._tool_names[next(iter(self._tool_names))]
         self.emit("tool_use", tool=tool, tool_use_id=call_id, input=tool_input)
+
+    def note_tool_result(self, call_id: str, output: str, *, is_error: bool = False) -> None:
+        """A tool's answer; the event names the tool, so a reader can render it without the call."""
+        self.emit("tool_result", tool_use_id=call_id, tool=self._tool_names.pop(call_id, None),
+                  is_error=is_error, output=output)
 
     def note_cost(self, turn_cost_usd: float) -> None:
         # The CLI prices tokens as if they were real; a scripted demo model costs nothing.

@@ -13,7 +13,7 @@ import re
 import time
 from typing import Any
 
-from .tools import short_tool_name
+from .tools import LANE_STATUS, RECORD_RUN, short_tool_name
 
 # CSI / OSC / other escape sequences, then lone control characters (C0, DEL and C1).
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[ -/]*[0-~]"
@@ -120,6 +120,10 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
         tool = short_tool_name(str(event.get("tool", "?")))
         return _indent(f"{t} → {tool}: ", _tool_input(tool, event.get("input")), "           ")
     if kind == "tool_result":
+        answer = engine_tool_answer(event)
+        if answer is not None:
+            mark = "ERROR " if event.get("is_error") else ""
+            return [f"{t} ← {mark}{short_tool_name(str(event.get('tool')))}: {answer}  (l: full answer)"]
         lines = clean(event.get("output", "")).split("\n")
         if len(lines) > TOOL_OUTPUT_LINES:
             hidden = len(lines) - TOOL_OUTPUT_LINES
@@ -147,6 +151,42 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
     if kind in ("cost", "session"):
         return []
     return _indent(f"{t} {clean(kind):<14} ", event_detail(event), "  ")
+
+
+def engine_tool_answer(event: dict[str, Any]) -> str | None:
+    """One readable line for an answer of the engine's own record_run / lane_status tools
+    (their JSON is 25-30 lines); None for any other tool result."""
+    tool = short_tool_name(str(event.get("tool") or ""))
+    if tool not in (RECORD_RUN, LANE_STATUS):
+        return None
+    try:
+        data = json.loads(str(event.get("output", "")))
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    metric = clean(data.get("metric_name") or "metric")
+    best = f"best {figure(data.get('best'))}" + (f" (run {clean(data['best_run'])})" if data.get("best_run") else "")
+    if tool == RECORD_RUN:
+        parts = [f"run {clean(data.get('run_id', '?'))} {clean(data.get('status', '?'))}",
+                 f"{metric} {figure(data.get('metric'))}"]
+        change = data.get("delta_vs_baseline_pct")
+        if isinstance(change, (int, float)):
+            parts.append(f"{change:+.1f}% vs baseline")
+        if data.get("new_best"):
+            parts.append("NEW BEST" + (" (within noise)" if data.get("within_noise") else ""))
+        elif data.get("within_noise"):
+            parts.append("within noise")
+        parts.append(best)
+        if data.get("already_recorded"):
+            parts.append("already recorded")
+        return " · ".join(parts)
+    parts = [f"{data.get('runs', 0)} runs", best, f"{data.get('runs_since_best', 0)} since the best"]
+    if isinstance(data.get("noise_pct"), (int, float)):
+        parts.append(f"noise ±{data['noise_pct']:.1f}%")
+    if data.get("plateau"):
+        parts.append("PLATEAU")
+    return " · ".join(parts)
 
 
 def decision_row(event: dict[str, Any]) -> tuple[str, str, str]:

@@ -23,7 +23,7 @@ from autoresearch_tui.tui.screens import (ConfirmScreen, HelpScreen, LogsScreen,
                          TextInputScreen)
 from autoresearch_tui.tui.widgets import EngineHeader, GridPane, LaneGrid, RunsTable, TranscriptLog
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]  # a hang guard, not a speed test
 SIZE = (130, 40)
 
 
@@ -60,7 +60,7 @@ def make_app(config, **tui) -> RecordingApp:
     return RecordingApp(TuiConfig(**tui), bridge=bridge, store=store)
 
 
-async def until(pilot, predicate, timeout=20.0, what="condition"):
+async def until(pilot, predicate, timeout=60.0, what="condition"):
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -160,7 +160,9 @@ async def test_logs_view_pages_history(engine_ws):
         await pilot.press("l")
         await until(pilot, lambda: isinstance(app.screen, LogsScreen), what="logs view")
         await until(pilot, lambda: "full logs:" in screen_text(app), what="logs loaded")
-        assert "assistant_text" in screen_text(app) or "tool_use" in screen_text(app)
+        # The view follows: the agent's next steps show up in it while it is open.
+        await until(pilot, lambda: "assistant_text" in screen_text(app) or "tool_use" in screen_text(app),
+                    what="the agent's events in the logs view")
         await pilot.press("o")
         await until(pilot, lambda: app.noted("no older events") or "full logs:" in screen_text(app), what="older page")
         await pilot.press("escape")
@@ -217,6 +219,10 @@ async def test_add_lane_and_stop_lane(engine_ws):
         await pilot.press("y")
         await until(pilot, lambda: main.store.lanes["c"].state == "stopped", timeout=30, what="lane c stopped")
         assert app.noted("lane c stopped")
+        # The stop dialog says "resumable later with p": p resumes a stopped lane (issue 14.1).
+        await pilot.press("p")
+        await until(pilot, lambda: app.noted("lane c resumed"), what="lane c resumed answer")
+        await until(pilot, lambda: main.store.lanes["c"].state == "running", timeout=30, what="lane c running")
 
 
 async def test_help_palette_and_remapped_keys(engine_ws):
@@ -235,7 +241,7 @@ async def test_help_palette_and_remapped_keys(engine_ws):
         assert "detach" in text and " x " in text and "retrospective" in text
         await pilot.press("escape")
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for expected in ("Grid (v)", "Merge (m)", "Detach (x)", "Pause/resume (p)", "Light theme"):
+        for expected in ("Grid (v)", "Merge (m)", "Detach (x)", "Pause (p)", "Light theme"):
             assert expected in titles
         assert not any(t == "Quit" for t in titles)
         await pilot.press("x")

@@ -98,14 +98,22 @@ async def test_full_log_keeps_repainting_after_dropping_lines():
         for n in range(300):
             feed.lines.append(f"line {n}")
             feed.total += 1
-        await pilot.pause(0.3)
+        await shown(pilot, lambda: "line 299" in screen_text(app))
         assert log.line_count == 50 and log.lines[-1] == "line 299"
-        assert "line 299" in screen_text(app)
         for n in range(300, 320):
             feed.lines.append(f"line {n}")
             feed.total += 1
-        await pilot.pause(0.3)
-        assert "line 319" in screen_text(app)
+        await shown(pilot, lambda: "line 319" in screen_text(app))
+
+
+async def shown(pilot, predicate, timeout: float = 15.0) -> None:
+    """Wait for what a person would see (a loaded machine paints later, not differently)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "not on screen in time:\n" + screen_text(pilot.app)
+        await pilot.pause(0.1)
 
 
 async def test_unknown_theme_falls_back_and_warns():
@@ -191,3 +199,113 @@ async def test_transcript_follows_the_tail_across_lane_switches_until_the_user_s
         await pilot.pause()
         await pilot.pause()
         assert log.follow and log.scroll_y == log.max_scroll_y
+
+
+# ---------------------------------------------------------------- issue 14: what a newcomer hit
+
+
+async def test_switching_to_the_runs_tab_focuses_the_table_so_arrows_and_enter_work():
+    app = fixed_app()
+    async with app.run_test(size=(130, 36)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("t")  # Transcript -> Runs
+        await pilot.pause(0.3)
+        table = app.screen.query_one("#runs")
+        assert app.focused is table
+        await pilot.press("down", "enter")
+        await pilot.pause(0.5)
+        assert type(app.screen).__name__ == "RunDetailsScreen"
+        assert ("run_details", {"lane": "a", "run_id": "0005"}) in app.bridge.sent
+
+
+async def test_the_runs_cursor_stays_on_its_run_when_a_new_run_lands():
+    from tests.tui.support import LEDGER_ROWS
+
+    app = fixed_app()
+    async with app.run_test(size=(130, 36)) as pilot:
+        await pilot.pause(0.3)
+        table = app.screen.query_one("#runs")
+        table.show_rows("a", LEDGER_ROWS, {"baseline": 10.0, "best_run": "0006"})
+        table.move_cursor(row=table.get_row_index("0003"))
+        newer = {**LEDGER_ROWS[-1], "run_id": "0007", "description": "one more"}
+        table.show_rows("a", [*LEDGER_ROWS, newer], {"baseline": 10.0, "best_run": "0006"})
+        await pilot.pause(0.1)
+        assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == "0003"
+
+
+async def test_leaving_the_grid_takes_zoom_out_of_the_footer():
+    app = fixed_app()
+    async with app.run_test(size=(130, 36)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("g")
+        await pilot.pause(0.5)
+        assert "Zoom" in screen_text(app).splitlines()[-1]
+        await pilot.press("g")
+        await pilot.pause(0.5)
+        assert "Zoom" not in screen_text(app).splitlines()[-1]
+
+
+async def test_the_logs_view_follows_new_events():
+    app = fixed_app()
+    async with app.run_test(size=(130, 36)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("l")
+        await pilot.pause(0.5)
+        app.store.ingest({"ts": T0 + 100, "lane": "a", "type": "warning", "where": "x",
+                          "message": "a brand new event"})
+        await pilot.pause(0.6)
+        text = screen_text(app)
+        assert "a brand new event" in text and "following new events" in text
+
+
+def test_the_sparkline_keeps_the_recent_stretch_readable_after_one_huge_baseline():
+    from autoresearch_tui.tui.widgets.lane_card import sparkline_points
+
+    history = [1000.0] + [10.0 - 0.05 * i for i in range(80)]  # -95% early, then slow gains
+    points = sparkline_points(history, "minimize")
+    recent = points[-20:]
+    spread = (max(points) - min(points)) or 1.0
+    # The last 20 runs improved 10%: they must span a visible share of the bar heights.
+    assert (max(recent) - min(recent)) / spread > 0.2
+    assert points == sorted(points)  # a minimized metric's running best only rises in the chart
+
+
+async def test_an_80_column_terminal_keeps_the_header_whole_and_detach_quit_in_the_footer():
+    app = fixed_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.5)
+        lines = screen_text(app).splitlines()
+        header, footer = lines[0].rstrip(), lines[-1]
+        assert not header.endswith("│") and "engine running" in header
+        assert "Detach" in footer and "Quit" in footer and "Help" in footer
+
+
+def test_the_engines_tool_answers_are_one_readable_line_with_the_json_in_the_logs():
+    import json as json_module
+
+    from autoresearch_tui.tui.screens.logs import log_lines
+
+    answer = {"run_id": "0007", "status": "keep", "metric": 7.9, "metric_name": "step_time_ms",
+              "best": 7.9, "best_run": "0007", "new_best": True, "within_noise": False,
+              "delta_vs_baseline_pct": -21.0, "runs": 7, "counts": {"keep": 7}}
+    event = {"ts": T0, "lane": "a", "type": "tool_result", "tool": "mcp__autoresearch__record_run",
+             "output": json_module.dumps(answer, indent=1)}
+    lines = transcript_lines(event)
+    assert len(lines) == 1
+    assert "record_run: run 0007 keep · step_time_ms 7.9 · -21.0% vs baseline · NEW BEST" in lines[0]
+    full = log_lines(event)
+    assert len(full) > 5 and any('"delta_vs_baseline_pct": -21.0' in line for line in full)
+    other = {**event, "tool": "Bash", "output": "plain output"}
+    assert transcript_lines(other)[1] == "  │ plain output"
+
+
+def test_a_lane_card_and_status_say_why_a_lane_needs_attention():
+    from autoresearch_tui.cli.status import status_lines
+    from autoresearch_tui.tui.widgets.lane_card import lane_text
+
+    reason = "5 failures in a row: SessionError: the session ended with an error (HTTP 401): invalid x-api-key"
+    lane = Snapshot.from_dict({"lanes": {"a": {"name": "a", "state": "needs_attention",
+                                               "needs_attention_reason": reason}}}).lanes["a"]
+    assert reason in " ".join(lane_text(lane, 1).plain.split())
+    lines = status_lines({"lanes": {"a": lane.to_dict()}, "metric": "step_time_ms"})
+    assert any("why:" in line and "invalid x-api-key" in line for line in lines)

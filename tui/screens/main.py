@@ -27,7 +27,11 @@ from autoresearch_tui.tui.widgets import (DecisionsTable, EngineHeader, GridPane
                          LaneView, ProfileView, RunsTable, TranscriptLog)
 
 FLUSH_HZ = 30
+TAB_WIDGETS = {"tab-transcript": "#transcript", "tab-runs": "#runs", "tab-profile": "#profile",
+               "tab-decisions": "#decisions"}
+"""Each tab's main widget, focused when the tab is shown."""
 SNAPSHOT_EVERY_S = 2.0
+NARROW_COLUMNS = 100
 CARDS_EVERY_S = 0.25
 
 LANE_BINDINGS = [
@@ -39,20 +43,23 @@ MAIN_BINDINGS = [
     Binding("tab", "next_lane", "Next lane", show=False, tooltip="Show the next lane", id="next_lane"),
     Binding("t", "next_tab", "Tab", show=False,
             tooltip="Next tab: Transcript, Runs, Profile, Decisions", id="next_tab"),
-    Binding("g", "toggle_grid", "Grid", tooltip="Every lane's live transcript side by side", id="grid"),
-    Binding("p", "pause_resume", "Pause/resume", tooltip="Pause or resume the lane's agent", id="pause"),
+    # Footer order is priority order: an 80-column terminal shows the first ones, and
+    # Detach and Quit must never fall off the end.
+    Binding("p", "pause_resume", "Pause", tooltip="Pause or resume the lane's agent (also a stopped lane)",
+            id="pause"),
     Binding("r", "retrospective", "Retro", tooltip="Ask the lane's agent for a retrospective now",
             id="retrospective"),
     Binding("m", "merge", "Merge", tooltip="Merge the lane's best kept commit into the main repo",
             id="merge"),
-    Binding("s", "stop_lane", "Stop lane", tooltip="Stop the lane (asks first)", id="stop_lane"),
-    Binding("n", "add_lane", "New lane", tooltip="Add a lane", id="add_lane"),
-    Binding("i", "send_message", "Message", tooltip="Send a message to the lane's agent", id="message"),
-    Binding("l", "logs", "Logs", tooltip="The lane's full event log, paged", id="logs"),
-    Binding("c", "reconnect", "Reconnect", show=False, tooltip="Reconnect to the engine", id="reconnect"),
+    Binding("s", "stop_lane", "Stop", tooltip="Stop the lane (asks first)", id="stop_lane"),
+    Binding("g", "toggle_grid", "Grid", tooltip="Every lane's live transcript side by side", id="grid"),
     Binding("d", "detach", "Detach", tooltip="Leave the UI; the engine keeps running", id="detach"),
     Binding("q", "request_quit", "Quit", tooltip="Detach or stop the engine (asks)", id="quit"),
     Binding("question_mark", "help", "Help", tooltip="Show every key", id="help"),
+    Binding("l", "logs", "Logs", tooltip="The lane's full event log, paged, following new events", id="logs"),
+    Binding("i", "send_message", "Message", tooltip="Send a message to the lane's agent", id="message"),
+    Binding("n", "add_lane", "New lane", tooltip="Add a lane", id="add_lane"),
+    Binding("c", "reconnect", "Reconnect", show=False, tooltip="Reconnect to the engine", id="reconnect"),
 ]
 
 
@@ -79,9 +86,14 @@ class MainScreen(Screen[None]):
             with ContentSwitcher(initial="lane-view", id="switcher"):
                 yield LaneView(id="lane-view")
                 yield LaneGrid(id="grid")
-        yield Footer()
+        yield Footer(compact=True)
+
+    def on_resize(self) -> None:
+        # Under 100 columns the lane list gives room to the lane view (docs: design for 80).
+        self.set_class(self.size.width < NARROW_COLUMNS, "-narrow")
 
     def on_mount(self) -> None:
+        self.on_resize()
         names = self.store.lane_names()
         if names and self.selected is None:
             self.selected = names[0]
@@ -243,6 +255,10 @@ class MainScreen(Screen[None]):
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-runs" and self.selected:
             self.load_runs(self.selected)
+        # The tab's own widget takes the keys (arrows, Enter on a run), not the tab strip.
+        main_widget = TAB_WIDGETS.get(event.pane.id or "")
+        if main_widget:
+            self.query_one(main_widget).focus()
 
     # ------------------------------------------------------------------ lane selection
     def select(self, name: str) -> None:
@@ -308,6 +324,8 @@ class MainScreen(Screen[None]):
                         self.load_history(name)
         else:
             self.show_lane()
+            # Focus leaves the (now hidden) grid pane, so its bindings (⏎ Zoom) leave the footer.
+            self.query_one("#transcript", TranscriptLog).focus()
 
     def _after_grid_shown(self) -> None:
         grid = self.query_one(LaneGrid)
@@ -429,7 +447,7 @@ class MainScreen(Screen[None]):
         if self.bridge is None:
             self.notify("not connected to an engine", severity="error")
             return
-        self.app.push_screen(LogsScreen(self.bridge, lane))
+        self.app.push_screen(LogsScreen(self.bridge, lane, self.store))
 
     def action_reconnect(self) -> None:
         if self.bridge is None:

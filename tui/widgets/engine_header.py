@@ -50,28 +50,41 @@ class EngineHeader(Static):
         self.refresh_text()
 
     def refresh_text(self) -> None:
+        self.update(self.header_text(self.size.width or 200))
+
+    def on_resize(self) -> None:
+        self.refresh_text()
+
+    def header_text(self, width: int) -> Text:
+        """The parts that fit in `width`, most important first; a part never shows in half
+        and no separator is left hanging."""
         snap = self.snapshot
-        text = Text()
+        parts: list[Text] = []
         if snap.scripted:
             # First, so no terminal is too narrow to show it: nothing here is a real model.
-            text.append(" SCRIPTED DEMO MODEL ", style="bold black on yellow")
-            text.append("  ")
-        # Most important first: a narrow terminal clips the end of the line.
-        text.append(clean(snap.experiment or "?"), style="bold")
+            parts.append(Text(" SCRIPTED DEMO MODEL ", style="bold black on yellow"))
+        title = Text(clean(snap.experiment or "?"), style="bold")
         if snap.metric:
-            arrow = "↓" if snap.direction == "minimize" else "↑"
-            text.append(f" ({clean(snap.metric)} {arrow})")
-        text.append("  │  ")
+            title.append(f" ({clean(snap.metric)} {'↓' if snap.direction == 'minimize' else '↑'})")
+        parts.append(title)
         if self.connection == "connected":
-            text.append("engine running", style="green")
+            parts.append(Text("engine running", style="green"))
         elif self.connection == "connecting":
-            text.append("engine: connecting…", style="yellow")
+            parts.append(Text("engine: connecting…", style="yellow"))
         else:
-            text.append(f"engine DISCONNECTED: {self.connection} — press c to reconnect", style="bold red")
+            parts.append(Text(f"engine DISCONNECTED: {self.connection} — press c to reconnect", style="bold red"))
         if not snap.scripted:  # scripted tokens cost nothing
-            text.append(f"  │  cost ${snap.total_cost_usd:.2f}")
+            parts.append(Text(f"cost ${snap.total_cost_usd:.2f}"))
         if snap.started_at is not None:
-            text.append(f"  │  up {format_duration(CLOCK() - snap.started_at)}")
+            parts.append(Text(f"up {format_duration(CLOCK() - snap.started_at)}"))
         if self.connection == "connected" and snap.pid:
-            text.append(f"  │  pid {snap.pid}", style="dim")
-        self.update(text)
+            parts.append(Text(f"pid {snap.pid}", style="dim"))
+        room = max(1, width - 2)  # the widget's padding
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for index, part in enumerate(parts):
+            separator = "" if index == 0 else ("  " if index == 1 and snap.scripted else "  │  ")
+            if index and text.cell_len + len(separator) + part.cell_len > room:
+                break
+            text.append(separator)
+            text.append_text(part)
+        return text
