@@ -25,6 +25,8 @@ from autoresearch_tui.engine.core import ledger, policy
 from autoresearch_tui.engine.core.events import Event
 from autoresearch_tui.engine.core.files import atomic_write_text
 from autoresearch_tui.engine.core.lane_state import RUNNING, STOPPED
+from autoresearch_tui.engine.devices.host import device_layout
+from autoresearch_tui.engine.devices.leases import LeaseManager
 from autoresearch_tui.engine.devices.monitoring import lane_chips, load_monitoring, read_device_figures
 from autoresearch_tui.engine.repo.merge import merge_lane
 from autoresearch_tui.engine.runs.metrics import MetricsWatcher
@@ -67,6 +69,10 @@ class Engine:
         self._watch_stop = asyncio.Event()
         self.watchers: dict[str, Any] = {}
         self.device_figures: dict[str, dict[str, Any]] = {}
+        # The host's device slots (a bad [devices] value is a ConfigError before any lane
+        # starts) and the one lease manager every engine-run benchmark takes a slot from.
+        self.devices = device_layout(config)
+        self.leases = LeaseManager(self.devices.slots)
         self.scripted_model = None
         if config.agent.scripted_demo:
             self._start_scripted_model()
@@ -105,6 +111,8 @@ class Engine:
             backoff_base_s=self.backoff_base_s,
             with_tools=self.with_tools,
             ledger_view=self._ledger_view,
+            leases=self.leases,
+            platform=self.devices.platform,
         )
         self.lanes[name] = lane
         watcher = MetricsWatcher(name, self.workspace.runs_dir(name), self.config.experiment.direction,
@@ -134,7 +142,11 @@ class Engine:
         """TPU duty cycle and HBM per lane (its TPU_VISIBLE_DEVICES chips, else all)."""
         while not self._watch_stop.is_set():
             for name, lane in list(self.lanes.items()):
-                chips = lane_chips(self.config.lane(name).env) if lane._configured() else None
+                lease = self.leases.lane_status(name)
+                if lease and lease["state"] == "leased":
+                    chips = lease["chips"]  # the slot the lane's run is on
+                else:
+                    chips = lane_chips(self.config.lane(name).env) if lane._configured() else None
                 figures = await asyncio.to_thread(read_device_figures, monitoring, chips)
                 if figures:
                     self.device_figures[name] = figures
@@ -171,6 +183,7 @@ class Engine:
             return
         self._stopping = True
         self._watch_stop.set()
+        self.leases.close("the engine is stopping")  # queued runs give up; running ones end with their lanes
         if self._background:
             await asyncio.wait(list(self._background), timeout=5)
         for task in list(self._background):
@@ -266,7 +279,12 @@ class Engine:
         data["metrics"] = watcher.state.to_dict() if watcher else {}
         if name in self.device_figures:  # absent (not zero) where no accelerator reports
             data["device"] = self.device_figures[name]
+        data["lease"] = self.leases.lane_status(name)  # waiting (with its place in line), leased, or None
         return data
+
+    def devices_snapshot(self) -> dict[str, Any]:
+        """Per slot leased or free, which lane, since when; the queue; the host's busy share."""
+        return {**self.devices.to_dict(), **self.leases.status()}
 
     def snapshot(self) -> dict[str, Any]:
         lanes = {name: self.lane_snapshot(name) for name in self.lanes}
@@ -280,4 +298,5 @@ class Engine:
             "scripted": self.scripted_model is not None,
             "total_cost_usd": round(sum(l["counters"]["cost_usd"] for l in lanes.values()), 6),
             "lanes": lanes,
+            "devices": self.devices_snapshot(),
         }
