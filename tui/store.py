@@ -33,6 +33,31 @@ STATE_ICONS = {
     "stopped": ("■", "stopped"),
     "needs_attention": ("⚠", "needs attention"),
 }
+WAITING_ICON = ("⧗", "waiting")
+"""A running lane whose benchmark queues for a device slot (shown distinctly from running)."""
+
+
+def display_state(lane: dict[str, Any]) -> tuple[str, str, str]:
+    """(state key, icon, word) to show: `waiting` while a running lane's run queues for a slot."""
+    state = lane.get("state", "?")
+    lease = lane.get("lease") or {}
+    if state == "running" and isinstance(lease, dict) and lease.get("state") == "waiting":
+        return ("waiting", *WAITING_ICON)
+    icon, word = STATE_ICONS.get(state, ("?", state))
+    return state, icon, word
+
+
+def lease_line(lane: dict[str, Any]) -> str | None:
+    """"waiting for device (2nd in queue)" / "on slot 1 (chips 4,5,6,7)", or None."""
+    lease = lane.get("lease")
+    if not isinstance(lease, dict):
+        return None
+    text = lease.get("text")
+    return clean(text) if isinstance(text, str) and text else None
+
+
+def ordinal_suffix(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
 
 
 @dataclass
@@ -174,6 +199,17 @@ class LaneStore:
         elif kind == "tool_use":
             counters = lane.setdefault("counters", {})
             counters["tool_uses"] = (counters.get("tool_uses") or 0) + 1
+        elif kind == "lease_wait":  # the next snapshot brings the exact place in the queue
+            position = event.get("position")
+            place = f"{position}{ordinal_suffix(position)} in queue" if isinstance(position, int) else "queued"
+            lane["lease"] = {"state": "waiting", "position": position, "since": event.get("ts"),
+                             "text": f"waiting for device ({place})"}
+        elif kind == "lease_acquired":
+            chips = ",".join(str(c) for c in event.get("chips") or [])
+            lane["lease"] = {"state": "leased", "slot": event.get("slot"), "since": event.get("ts"),
+                             "text": f"on slot {event.get('slot')} (chips {chips})"}
+        elif kind in ("lease_released", "lease_cancelled"):
+            lane["lease"] = None
 
     def _maybe_alert(self, name: str, event: dict[str, Any]) -> None:
         kind = event.get("type")

@@ -174,3 +174,36 @@ async def test_transcript_follows_the_tail_across_lane_switches_until_the_user_s
         await pilot.pause()
         await pilot.pause()
         assert log.follow and log.scroll_y == log.max_scroll_y
+
+
+async def test_a_lane_waiting_for_the_device_is_shown_apart_from_a_running_one_and_the_header_has_busy_share(
+        monkeypatch):
+    from autoresearch_tui.tui.widgets import engine_header
+
+    app = fixed_app(bell=False, desktop_notifications=False)
+    snapshot = app.store.snapshot
+    snapshot["lanes"]["b"]["state"] = "running"
+    snapshot["devices"] = {"platform": "tpu", "chips": 8, "busy_share": 0.634, "queue": [{"lane": "b"}],
+                           "slots": [{"index": 0, "chips": [0, 1, 2, 3], "state": "leased", "lane": "a"},
+                                     {"index": 1, "chips": [4, 5, 6, 7], "state": "leased", "lane": "c"}]}
+    monkeypatch.setattr(engine_header, "CLOCK", lambda: T0)
+
+    async def shows(pilot, *needles: str) -> str:
+        for _ in range(100):  # the lane list is flushed on a timer: wait for it, not a fixed time
+            text = screen_text(app)
+            if all(n in text for n in needles):
+                return text
+            await pilot.pause(0.05)
+        raise AssertionError(f"{needles} not on screen:\n{text}")
+
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.store.ingest({"ts": T0 + 1000, "lane": "b", "type": "lease_wait", "run_id": "0004", "position": 2})
+        text = await shows(pilot, "⧗ waiting   b", "2nd in the device queue")  # the lane list
+        assert "● running   a" in text  # the running lane keeps its own look
+        assert "device tpu busy 63% (2/2 slots, 1 queued)" in text  # the header
+        await pilot.press("2")  # the selected lane's summary says it in full
+        await shows(pilot, "lane b  ⧗ waiting (waiting for device (2nd in queue))")
+        app.store.ingest({"ts": T0 + 1001, "lane": "b", "type": "lease_acquired", "run_id": "0004", "slot": 1,
+                          "chips": [4, 5, 6, 7], "waited_s": 12.5})
+        text = await shows(pilot, "● running   b")
+        assert "⧗ waiting" not in text

@@ -69,6 +69,13 @@ class EngineHeader(Static):
         cost = snap.get("total_cost_usd")
         if isinstance(cost, (int, float)) and not snap.get("scripted"):  # scripted tokens cost nothing
             text.append(f"  │  cost ${cost:.2f}")
+        devices = snap.get("devices")
+        if isinstance(devices, dict) and isinstance(devices.get("busy_share"), (int, float)):
+            slots = devices.get("slots") or []
+            leased = sum(1 for slot in slots if isinstance(slot, dict) and slot.get("state") == "leased")
+            queued = len(devices.get("queue") or [])
+            text.append(f"  │  device {devices.get('platform', '?')} busy {devices['busy_share'] * 100:.0f}%")
+            text.append(f" ({leased}/{len(slots)} slots" + (f", {queued} queued)" if queued else ")"), style="dim")
         started = snap.get("started_at")
         if isinstance(started, (int, float)):
             text.append(f"  │  up {format_duration(CLOCK() - started)}")

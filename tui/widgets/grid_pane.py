@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from autoresearch_tui.tui.store import STATE_ICONS
+from autoresearch_tui.tui.store import display_state, lease_line
 from autoresearch_tui.tui.widgets.lane_card import STATE_STYLES, fmt_number, lane_best
 from autoresearch_tui.tui.widgets.transcript import TranscriptLog
 
@@ -61,11 +61,11 @@ class GridPane(Vertical, can_focus=True):
         if not self.children:
             return
         state = lane.get("state", "?")
-        icon, word = STATE_ICONS.get(state, ("?", state))
+        shown, icon, word = display_state(lane)
         best, change, runs = lane_best(lane)
         title = Text()
         title.append(f"{index} {lane.get('name', self.lane)} ", style="bold")
-        title.append(f"{icon} {word}", style=STATE_STYLES.get(state, ""))
+        title.append(f"{icon} {word}", style=STATE_STYLES.get(shown, ""))
         title.append(f"  runs {runs or 0}  best {fmt_number(best)}")
         if isinstance(change, (int, float)):
             title.append(f" ({change:+.1f}%)")

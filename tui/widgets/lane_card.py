@@ -10,11 +10,12 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
-from autoresearch_tui.tui.store import STATE_ICONS
+from autoresearch_tui.tui.store import ordinal_suffix, display_state
 
 STATE_STYLES = {
     "running": "green", "starting": "cyan", "pausing": "yellow", "paused": "yellow",
     "stopping": "magenta", "stopped": "dim", "needs_attention": "bold red",
+    "waiting": "bold cyan",
 }
 
 
@@ -53,8 +54,8 @@ def lane_best(lane: dict[str, Any]) -> tuple[Any, Any, Any]:
 
 def lane_text(lane: dict[str, Any], index: int) -> Text:
     state = lane.get("state", "?")
-    icon, word = STATE_ICONS.get(state, ("?", state))
-    style = STATE_STYLES.get(state, "")
+    shown, icon, word = display_state(lane)
+    style = STATE_STYLES.get(shown, "")
     best, change, runs = lane_best(lane)
     text = Text()
     text.append(f"{index} " if index <= 9 else "  ", style="dim")
@@ -66,6 +67,10 @@ def lane_text(lane: dict[str, Any], index: int) -> Text:
     policy = lane.get("policy") or {}
     text.append(f"\n  next inj {fmt_next_injection(lane.get('next_injection'))}"
                 f"  blocks {policy.get('stops_blocked', 0)}", style="dim")
+    if shown == "waiting":  # short enough for the lane list; the summary has the full line
+        position = (lane.get("lease") or {}).get("position")
+        place = f"{position}{ordinal_suffix(position)} " if isinstance(position, int) else ""
+        text.append(f"\n  {place}in the device queue", style=style)
     if state == "needs_attention" and lane.get("needs_attention_reason"):
         text.append(f"\n  {lane['needs_attention_reason'][:60]}", style="red")
     return text
@@ -76,6 +81,7 @@ class LaneCard(Widget):
     LaneCard { height: auto; padding: 0 1; margin-bottom: 1; }
     LaneCard.-selected { background: $primary 25%; }
     LaneCard.-attention { border-left: thick $error; }
+    LaneCard.-waiting { border-left: thick $accent; }
     LaneCard Sparkline { height: 1; margin: 0 2; }
     LaneCard Static { height: auto; }
     """
@@ -102,6 +108,7 @@ class LaneCard(Widget):
             self.query_one(Static).update(text)
         self.set_class(selected, "-selected")
         self.set_class(lane.get("state") == "needs_attention", "-attention")
+        self.set_class(display_state(lane)[0] == "waiting", "-waiting")
         points = list((lane.get("metrics") or {}).get("best_history") or [])[-200:]
         if points != self._last_points:
             self._last_points = points

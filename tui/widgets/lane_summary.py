@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from autoresearch_tui.engine.core.render import clean
-from autoresearch_tui.tui.store import STATE_ICONS
+from autoresearch_tui.tui.store import display_state, lease_line
 from autoresearch_tui.tui.widgets.lane_card import STATE_STYLES, fmt_next_injection, fmt_number, lane_best
 
 
@@ -22,13 +22,15 @@ class LaneSummary(Static):
             self.update(Text("no lane selected", style="dim"))
             return
         state = lane.get("state", "?")
-        icon, word = STATE_ICONS.get(state, ("?", state))
+        shown, icon, word = display_state(lane)
         counters = lane.get("counters") or {}
         policy = lane.get("policy") or {}
         best, change, runs = lane_best(lane)
         text = Text()
         text.append(f"lane {lane.get('name')}  ", style="bold")
-        text.append(f"{icon} {word}", style=STATE_STYLES.get(state, ""))
+        text.append(f"{icon} {word}", style=STATE_STYLES.get(shown, ""))
+        if lease_line(lane):
+            text.append(f" ({lease_line(lane)})", style=STATE_STYLES.get(shown, ""))
         text.append(f"  │  runs {runs or 0}  best {metric} {fmt_number(best)}")
         if isinstance(change, (int, float)):
             text.append(f" ({change:+.1f}% vs baseline)")
