@@ -76,14 +76,41 @@ def status_lines(snapshot: dict) -> list[str]:
     for name, lane in snapshot.get("lanes", {}).items():
         frontier = lane.get("frontier", {}) or {}
         change = frontier.get("change_pct")
+        state = str(lane.get("state", "?"))
+        lease = lane.get("lease") or {}
+        if lease.get("state") == "waiting":  # running, but its benchmark queues for a slot
+            state = lease.get("text") or "waiting for device"
         lines.append(
-            f"{name:<10} {lane.get('state', '?'):<16} {frontier.get('runs', 0):>5} "
+            f"{name:<10} {state:<16} {frontier.get('runs', 0):>5} "
             f"{figure(frontier.get('best')):>18} "
             f"{'-' if change is None else f'{change:+.1f}%':>8} "
             f"${lane.get('counters', {}).get('cost_usd', 0.0):>8.4f}  {_ago(lane.get('last_activity'))}"
         )
         if lane.get("state") == NEEDS_ATTENTION and lane.get("needs_attention_reason"):
             lines.append(f"{'':<10} why: {one_line(lane['needs_attention_reason'], 300)}")
+    lines.extend(device_lines(snapshot.get("devices")))
+    return lines
+
+
+def device_lines(devices: dict | None) -> list[str]:
+    """Per slot leased or free (lane, since when), and the host's busy share since start."""
+    if not isinstance(devices, dict) or not devices.get("slots"):
+        return []
+    busy = devices.get("busy_share")
+    share = f"{busy * 100:.0f}%" if isinstance(busy, (int, float)) else "-"
+    noun = "core" if devices.get("platform") == "cpu" else "chip"
+    lines = [f"devices: {devices.get('platform', '?')}, {devices.get('chips', '?')} {noun}s, "
+             f"{len(devices['slots'])} slot(s); busy {share} of the time since the engine started"]
+    for slot in devices["slots"]:
+        chips = ",".join(str(c) for c in slot.get("chips", []))
+        if slot.get("state") == "leased":
+            what = f"leased by {slot.get('lane')} ({slot.get('purpose')}), taken {_ago(slot.get('since'))}"
+        else:
+            what = "free"
+        lines.append(f"  slot {slot.get('index')} ({noun}s {chips}): {what}")
+    queue = devices.get("queue") or []
+    if queue:
+        lines.append("  queue: " + ", ".join(f"{w.get('lane')} (waiting, queued {_ago(w.get('since'))})" for w in queue))
     return lines
 
 

@@ -26,6 +26,8 @@ from autoresearch_tui.engine.core.events import Event
 from autoresearch_tui.engine.core.files import atomic_write_text
 from autoresearch_tui.engine.core.lane_state import RUNNING, STOPPED
 from autoresearch_tui.engine.core.snapshot import FrontierView, LaneSnapshot, LiveMetrics, Snapshot
+from autoresearch_tui.engine.devices.host import device_layout
+from autoresearch_tui.engine.devices.leases import LeaseManager
 from autoresearch_tui.engine.devices.monitoring import lane_chips, load_monitoring, read_device_figures
 from autoresearch_tui.engine.repo.merge import merge_lane
 from autoresearch_tui.engine.runs.metrics import MetricsWatcher
@@ -74,6 +76,10 @@ class Engine:
         self._watch_stop = asyncio.Event()
         self.watchers: dict[str, Any] = {}
         self.device_figures: dict[str, dict[str, Any]] = {}
+        # The host's device slots (a bad [devices] value is a ConfigError before any lane
+        # starts) and the one lease manager every engine-run benchmark takes a slot from.
+        self.devices = device_layout(config)
+        self.leases = LeaseManager(self.devices.slots)
         self.scripted_model = None
         if config.agent.scripted_demo:
             self._start_scripted_model()
@@ -116,6 +122,8 @@ class Engine:
             with_tools=self.with_tools,
             ledger_view=self._ledger_view,
             session_factory=ClaudeSession,
+            leases=self.leases,
+            platform=self.devices.platform,
         )
         self.lanes[name] = lane
         watcher = MetricsWatcher(name, self.workspace.runs_dir(name), lane.log_event, metric=self.config.experiment.metric)
@@ -146,7 +154,11 @@ class Engine:
         """TPU duty cycle and HBM per lane (its TPU_VISIBLE_DEVICES chips, else all)."""
         while not self._watch_stop.is_set():
             for name, lane in list(self.lanes.items()):
-                chips = lane_chips(self.config.lane(name).env) if lane._configured() else None
+                lease = self.leases.lane_status(name)
+                if lease and lease["state"] == "leased":
+                    chips = lease["chips"]  # the slot the lane's run is on
+                else:
+                    chips = lane_chips(self.config.lane(name).env) if lane._configured() else None
                 figures = await asyncio.to_thread(read_device_figures, monitoring, chips)
                 if figures:
                     self.device_figures[name] = figures
@@ -183,6 +195,7 @@ class Engine:
             return
         self._stopping = True
         self._watch_stop.set()
+        self.leases.close("the engine is stopping")  # queued runs give up; running ones end with their lanes
         if self._background:
             await asyncio.wait(list(self._background), timeout=5)
         for task in list(self._background):
@@ -278,7 +291,12 @@ class Engine:
         if watcher is not None:
             snapshot.metrics = LiveMetrics.from_dict(watcher.state.to_dict())
         snapshot.device = self.device_figures.get(name)  # absent (not zero) where nothing reports
+        snapshot.lease = self.leases.lane_status(name)  # waiting (with its place in line), leased, or None
         return snapshot
+
+    def devices_snapshot(self) -> dict[str, Any]:
+        """Per slot leased or free, which lane, since when; the queue; the host's busy share."""
+        return {**self.devices.to_dict(), **self.leases.status()}
 
     def snapshot(self) -> dict[str, Any]:
         lanes = {name: self.lane_snapshot(name) for name in self.lanes}
@@ -292,6 +310,7 @@ class Engine:
             scripted=self.scripted_model is not None,
             total_cost_usd=round(sum(lane.counters.cost_usd for lane in lanes.values()), 6),
             lanes=lanes,
+            devices=self.devices_snapshot(),
         ).to_dict()
 
     # ----------------------------------------------------------------- lane snapshot pushes

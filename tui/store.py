@@ -33,6 +33,26 @@ STATE_ICONS = {
     "stopped": ("■", "stopped"),
     "needs_attention": ("⚠", "needs attention"),
 }
+WAITING_ICON = ("⧗", "waiting")
+"""A running lane whose benchmark queues for a device slot (shown distinctly from running)."""
+
+
+def display_state(lane: LaneSnapshot) -> tuple[str, str, str]:
+    """(state key, icon, word) to show: `waiting` while a running lane's run queues for a slot."""
+    if lane.state == "running" and lane.waiting_for_device:
+        return ("waiting", *WAITING_ICON)
+    icon, word = STATE_ICONS.get(lane.state, ("?", lane.state))
+    return lane.state, icon, word
+
+
+def lease_line(lane: LaneSnapshot) -> str | None:
+    """"waiting for device (2nd in queue)" / "on slot 1 (chips 4,5,6,7)", or None."""
+    text = (lane.lease or {}).get("text")
+    return clean(text) if isinstance(text, str) and text else None
+
+
+def ordinal_suffix(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
 
 
 @dataclass

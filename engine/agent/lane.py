@@ -36,6 +36,9 @@ from autoresearch_tui.engine.core.lane_state import (
 )
 from autoresearch_tui.engine.core.snapshot import LaneSnapshot
 from autoresearch_tui.engine.core.skills import condensed_program, render_skill
+from autoresearch_tui.engine.devices.host import AGENT_SHELL_NO_DEVICE
+from autoresearch_tui.engine.devices.leases import LeaseManager
+from autoresearch_tui.engine.devices.slots import Slot
 from autoresearch_tui.engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,8 @@ class Lane:
         with_tools: bool = True,
         ledger_view: Callable[[str], policy.LedgerView] | None = None,
         session_factory: Callable[["Lane"], AgentSession],
+        leases: LeaseManager | None = None,
+        platform: str = "cpu",
     ):
         self.name = name
         self.config = config
@@ -77,6 +82,10 @@ class Lane:
         """Whether the agent gets the engine's tools (agent/tools.py)."""
         self._ledger_view = ledger_view or (lambda lane: policy.LedgerView())
         self._session_factory = session_factory
+        self.leases = leases or LeaseManager([Slot(0, (0,), platform, whole_host=True)])
+        """The engine's one lease manager: every benchmark this lane runs takes a slot from it."""
+        self.platform = platform
+        """The platform the lane's runs must report (fallback detection)."""
 
         workspace.lane_dir(name).mkdir(parents=True, exist_ok=True)
         self.events = EventLog(workspace.events_path(name))
@@ -234,6 +243,7 @@ class Lane:
 
         if self.state != STOPPED:
             self.set_state(STOPPING, "stop requested")
+        self.leases.cancel(self.name, f"lane {self.name} is stopping")  # a queued run leaves the queue
         self._wake.set()
         await self._interrupt(timeout=5)
         if self._task is not None and not self._task.done():
@@ -455,13 +465,26 @@ class Lane:
 
     # ----------------------------------------------------------------- prompts & messages
     def agent_env(self) -> dict[str, str]:
-        """The environment of the agent's CLI and of the benchmarks it runs."""
+        """The environment of the agent's CLI (and so of its Bash tool).
+
+        Unless `[devices] agent_shell_device` is true, the agent's own shell sees no
+        accelerator: only leased runs (`run_env`) do."""
         timeout_ms = str(int(self.config.experiment.run_timeout_s * 1000))
         env = {
-            **self._base_env,
+            **self.run_env(),
             # Benchmarks the agent runs through Bash must not die at the CLI's 2-minute default.
             "BASH_DEFAULT_TIMEOUT_MS": timeout_ms,
             "BASH_MAX_TIMEOUT_MS": timeout_ms,
+        }
+        if not self.config.devices.agent_shell_device:
+            env.update(AGENT_SHELL_NO_DEVICE)
+        return env
+
+    def run_env(self) -> dict[str, str]:
+        """The environment of the benchmarks the engine runs for this lane (before the slot's
+        own variables are added)."""
+        env = {
+            **self._base_env,
             "AUTORESEARCH_LANE": self.name,
             "AUTORESEARCH_LANE_DIR": str(self.workspace.lane_dir(self.name)),
             "AUTORESEARCH_RUNS_DIR": str(self.workspace.runs_dir(self.name)),

@@ -76,8 +76,37 @@ def event_detail(event: dict[str, Any]) -> str:
         return f"${total:.4f}" if isinstance(total, (int, float)) else "-"
     if kind == "user_message":
         return one_line(f"{event.get('delivery')}: {event.get('text', '')}")
+    if kind in LEASE_EVENTS:
+        return one_line(lease_text(event))
     extra = {k: v for k, v in event.items() if k not in ("ts", "lane", "type")}
     return one_line(json.dumps(extra, ensure_ascii=False, default=_readable))
+
+
+LEASE_EVENTS = ("lease_wait", "lease_acquired", "lease_released", "lease_cancelled")
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:.1f} s" if isinstance(value, (int, float)) and not isinstance(value, bool) else "? s"
+
+
+def _ordinal(n: Any) -> str:
+    if not isinstance(n, int) or isinstance(n, bool):
+        return "?"
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def lease_text(event: dict[str, Any]) -> str:
+    """A device lease event for a person: "run 0003 waiting for device (2nd in queue)"."""
+    kind, run = event.get("type"), f"run {event.get('run_id', '?')}"
+    if kind == "lease_wait":
+        held = event.get("held_by") or []
+        busy = f"; busy: {', '.join(str(h) for h in held)}" if isinstance(held, list) and held else ""
+        return f"{run} waiting for device ({_ordinal(event.get('position'))} in queue{busy})"
+    if kind == "lease_acquired":
+        return f"{run} on slot {event.get('slot')} after waiting {_seconds(event.get('waited_s'))}"
+    if kind == "lease_released":
+        return f"{run} released slot {event.get('slot')} after {_seconds(event.get('held_s'))}"
+    return f"{run} gave up waiting for the device after {_seconds(event.get('waited_s'))}: {event.get('reason', '')}"
 
 
 def _readable(value: Any) -> str:
@@ -144,8 +173,13 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
         summary = event.get("summary") or {}
         median = summary.get("step_time_median_s")
         shown = f": step_time_ms {figure(median * 1000)}" if isinstance(median, (int, float)) else ""
+        waited = event.get("waited_s")
+        queued = f" (waited {waited:.1f}s for the device)" if isinstance(waited, (int, float)) and waited >= 0.1 else ""
+        why = f": {clean(event['reason'])}" if event.get("reason") else ""
         return [f"{t} ■ run {event.get('run_id')} {event.get('status')} in "
-                f"{event.get('seconds', 0):.1f}s{shown}"]
+                f"{event.get('seconds', 0):.1f}s{shown}{queued}{why}"]
+    if kind in LEASE_EVENTS:
+        return [f"{t} ⧗ {clean(lease_text(event))}"] if kind in ("lease_wait", "lease_cancelled") else []
     if kind == "metric" and event.get("kind") != "summary":
         return []  # per-step metrics are too many for the transcript; the lane list shows them
     if kind in ("cost", "session"):

@@ -116,6 +116,13 @@ class LaneSnapshot(LaneRecord):
     metrics: LiveMetrics = field(default_factory=LiveMetrics)
     device: dict[str, Any] | None = None
     """TPU duty cycle and HBM of the lane's chips, where an accelerator reports them."""
+    lease: dict[str, Any] | None = None
+    """The lane's device lease: {"state": "waiting", "position", "text"} while its run queues
+    for a slot, {"state": "leased", "slot", ...} while it holds one, else None."""
+
+    @property
+    def waiting_for_device(self) -> bool:
+        return bool(self.lease) and self.lease.get("state") == "waiting"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,6 +144,7 @@ class LaneSnapshot(LaneRecord):
             frontier=FrontierView.from_dict(data.get("frontier")),
             metrics=LiveMetrics.from_dict(data.get("metrics")),
             device=_dict(data.get("device")),
+            lease=_dict(data.get("lease")),
         )
 
 
@@ -153,6 +161,9 @@ class Snapshot:
     lanes: dict[str, LaneSnapshot] = field(default_factory=dict)
     engine: str | None = None
     """"running" or "not running" (set by `status`)."""
+    devices: dict[str, Any] | None = None
+    """The host's accelerator: platform, chips, slots (leased or free, by whom, since when),
+    the queue and the busy share since the engine started (engine/devices/leases.py)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,4 +184,5 @@ class Snapshot:
             total_cost_usd=_number(data.get("total_cost_usd")) or 0.0,
             lanes={str(name): LaneSnapshot.from_dict(lane, str(name)) for name, lane in lanes.items()},
             engine=_str(data.get("engine"), None),
+            devices=_dict(data.get("devices")),
         )

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from autoresearch_tui.engine import protocol
 from autoresearch_tui.engine.config import Config
+from autoresearch_tui.engine.devices.host import device_layout
 from autoresearch_tui.engine.workspace import Workspace
 
 DAEMON_MODULE = "autoresearch_tui.cli"
@@ -84,6 +85,7 @@ def spawn_daemon(config: Config, *, env: dict[str, str] | None = None, timeout: 
     pid = running_pid(workspace)
     if pid:
         return pid
+    device_layout(config)  # a [devices] value this host cannot honour: say so here, not in engine.log
     workspace.state_dir.mkdir(parents=True, exist_ok=True)
     with open(log_path(workspace), "ab") as log_file:
         process = subprocess.Popen(

@@ -17,7 +17,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from autoresearch_tui.engine.runs.metrics import read_run_summary
 from autoresearch_tui.engine.agent.processes import pdeathsig_prefix
@@ -68,7 +68,9 @@ async def run_benchmark(
     args: str = "",
     on_output: Callable[[str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    prefix: Sequence[str] = (),
 ) -> BenchmarkResult:
+    """Run `command args` in `cwd`; `prefix` goes before the shell (e.g. taskset for a CPU slot)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / "metrics.jsonl"
     log_path = run_dir / "run.log"
@@ -81,7 +83,7 @@ async def run_benchmark(
     with open(log_path, "ab") as log_file:
         log_file.write(f"$ {full_command}\n".encode())
         process = await asyncio.create_subprocess_exec(
-            *pdeathsig_prefix(), "/bin/sh", "-c", full_command, cwd=str(cwd), env=run_env,
+            *pdeathsig_prefix(), *prefix, "/bin/sh", "-c", full_command, cwd=str(cwd), env=run_env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, start_new_session=True,  # kill the whole group
         )

@@ -34,6 +34,7 @@ from autoresearch_tui.engine.core.ledger import (
     compute_frontier, parse_ledger, read_ledger, run_sort_key, sanitize, format_number,
 )
 from autoresearch_tui.engine.repo.forks import RUN_REF_PREFIX
+from autoresearch_tui.engine.runs.measure import WRONG_DEVICE, read_run_info
 from autoresearch_tui.engine.runs.metrics import read_run_summary
 from autoresearch_tui.engine.workspace import Workspace
 
@@ -205,6 +206,12 @@ def record_run(workspace: Workspace, lane: str, status: str, description: str,
             warnings.append(
                 f"the fork has uncommitted changes: the measured code may differ from "
                 f"commit {commit[:10]} (commit before running, reset after a discard)")
+
+        info = read_run_info(run_path)
+        if info.get("status") == WRONG_DEVICE and status != "crash":
+            warnings.append(f"run {run_id} {info.get('reason') or 'ran on the wrong device'}: "
+                            f"recorded as crash, not {status} (it can never be a keep or the baseline)")
+            status = "crash"
 
         summary, profile_dir, _ = read_run_summary(run_path / "metrics.jsonl")
         measured = metrics_from_summary(summary, cfg.metric)

@@ -70,6 +70,13 @@ reinject_every_minutes = 10
 retrospective_every_stops = 3
 plateau_runs = 8
 max_consecutive_blocks = 5
+
+[devices]
+platform = "auto"                    # auto | tpu | gpu | cpu
+chips = 0                            # accelerator chips on this host (CPU: cores); 0 = detect
+slots = 1                            # benchmark slots: a count, or chip lists [[0,1,2,3],[4,5,6,7]];
+                                     # 1 = one engine-run benchmark at a time on the whole host
+agent_shell_device = false           # the agent's own Bash gets no accelerator (JAX_PLATFORMS=cpu)
 {lane_tables}'''
 
 

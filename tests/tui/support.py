@@ -199,7 +199,6 @@ class FakeBridge:
             "merge_preview": {"ok": True, "baseline": 10.0, "best": 7.9, "change_pct": -21.0, "best_run": "0006",
                               "best_commit": "0000006abcdef", "mergeable": True,
                               "commits": ["0000006 donate buffers", "0000005 bf16 matmuls", "0000002 fuse bias add"]},
-            "snapshot": {"ok": True, "snapshot": store.snapshot.to_dict()},
             "history": {"ok": True, "events": []},
         }
         if replies:
@@ -215,6 +214,8 @@ class FakeBridge:
 
     async def request(self, op, **args):
         self.sent.append((op, args))
+        if op == "snapshot" and op not in self.replies:  # the engine's current view: the store's own
+            return {"ok": True, "snapshot": self.store.snapshot.to_dict()}
         reply = self.replies.get(op, {"ok": True, "message": f"{op} done"})
         if isinstance(reply, Exception):
             raise reply

@@ -178,8 +178,8 @@ async def test_merge_confirm_then_refusal_alerts(engine_ws):
                     what="a kept run in lane a that beats its baseline")
         await pilot.press("1", "m")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=20, what="merge confirmation")
-        text = screen_text(app)
-        assert "step_time_ms" in text and "vs baseline" in text and "commit(s)" in text
+        await until(pilot, lambda: all(s in screen_text(app) for s in ("step_time_ms", "vs baseline", "commit(s)")),
+                    what="the merge evidence in the dialog")
         await pilot.press("n")
         await until(pilot, lambda: app.noted("merge cancelled"), what="cancel answer")
         # A dirty main repo: the engine refuses, the UI alerts (notification + bell + OSC).

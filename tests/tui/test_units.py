@@ -238,11 +238,9 @@ async def test_leaving_the_grid_takes_zoom_out_of_the_footer():
     async with app.run_test(size=(130, 36)) as pilot:
         await pilot.pause(0.3)
         await pilot.press("g")
-        await pilot.pause(0.5)
-        assert "Zoom" in screen_text(app).splitlines()[-1]
+        await shown(pilot, lambda: "Zoom" in screen_text(app).splitlines()[-1])
         await pilot.press("g")
-        await pilot.pause(0.5)
-        assert "Zoom" not in screen_text(app).splitlines()[-1]
+        await shown(pilot, lambda: "Zoom" not in screen_text(app).splitlines()[-1] and "Quit" in screen_text(app))
 
 
 async def test_the_logs_view_follows_new_events():
@@ -251,11 +249,10 @@ async def test_the_logs_view_follows_new_events():
         await pilot.pause(0.3)
         await pilot.press("l")
         await pilot.pause(0.5)
+        await shown(pilot, lambda: "following new events" in screen_text(app))
         app.store.ingest({"ts": T0 + 100, "lane": "a", "type": "warning", "where": "x",
                           "message": "a brand new event"})
-        await pilot.pause(0.6)
-        text = screen_text(app)
-        assert "a brand new event" in text and "following new events" in text
+        await shown(pilot, lambda: "a brand new event" in screen_text(app))
 
 
 def test_the_sparkline_keeps_the_recent_stretch_readable_after_one_huge_baseline():
@@ -273,7 +270,7 @@ def test_the_sparkline_keeps_the_recent_stretch_readable_after_one_huge_baseline
 async def test_an_80_column_terminal_keeps_the_header_whole_and_detach_quit_in_the_footer():
     app = fixed_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause(0.5)
+        await shown(pilot, lambda: "Quit" in screen_text(app))
         lines = screen_text(app).splitlines()
         header, footer = lines[0].rstrip(), lines[-1]
         assert not header.endswith("│") and "engine running" in header
@@ -309,3 +306,38 @@ def test_a_lane_card_and_status_say_why_a_lane_needs_attention():
     assert reason in " ".join(lane_text(lane, 1).plain.split())
     lines = status_lines({"lanes": {"a": lane.to_dict()}, "metric": "step_time_ms"})
     assert any("why:" in line and "invalid x-api-key" in line for line in lines)
+
+
+async def test_a_lane_waiting_for_the_device_is_shown_apart_from_a_running_one_and_the_header_has_busy_share(
+        monkeypatch):
+    from autoresearch_tui.tui.widgets import engine_header
+
+    app = fixed_app(bell=False, desktop_notifications=False)
+    snapshot = app.store.snapshot
+    snapshot.lanes["b"].state = "running"
+    snapshot.devices = {"platform": "tpu", "chips": 8, "busy_share": 0.634, "queue": [{"lane": "b"}],
+                           "slots": [{"index": 0, "chips": [0, 1, 2, 3], "state": "leased", "lane": "a"},
+                                     {"index": 1, "chips": [4, 5, 6, 7], "state": "leased", "lane": "c"}]}
+    monkeypatch.setattr(engine_header, "CLOCK", lambda: T0)
+
+    async def shows(pilot, *needles: str) -> str:
+        for _ in range(100):  # the lane list is flushed on a timer: wait for it, not a fixed time
+            text = screen_text(app)
+            if all(n in text for n in needles):
+                return text
+            await pilot.pause(0.05)
+        raise AssertionError(f"{needles} not on screen:\n{text}")
+
+    async with app.run_test(size=(160, 40)) as pilot:
+        waiting = {**snapshot.lanes["b"].to_dict(), "lease": {
+            "state": "waiting", "position": 2, "text": "waiting for device (2nd in queue)"}}
+        app.store.ingest({"type": "lane_snapshot", "lane_snapshot": waiting})  # pushed by the engine
+        text = await shows(pilot, "⧗ waiting   b", "2nd in the device queue")  # the lane list
+        assert "● running   a" in text  # the running lane keeps its own look
+        assert "device tpu busy 63% (2/2 slots, 1 queued)" in text  # the header
+        await pilot.press("2")  # the selected lane's summary says it in full
+        await shows(pilot, "lane b  ⧗ waiting (waiting for device (2nd in queue))")
+        leased = {**waiting, "lease": {"state": "leased", "slot": 1, "text": "on slot 1 (chips 4,5,6,7)"}}
+        app.store.ingest({"type": "lane_snapshot", "lane_snapshot": leased})
+        text = await shows(pilot, "● running   b")
+        assert "⧗ waiting" not in text

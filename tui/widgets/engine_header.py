@@ -75,6 +75,14 @@ class EngineHeader(Static):
             parts.append(Text(f"engine DISCONNECTED: {self.connection} — press c to reconnect", style="bold red"))
         if not snap.scripted:  # scripted tokens cost nothing
             parts.append(Text(f"cost ${snap.total_cost_usd:.2f}"))
+        devices = snap.devices
+        if devices and isinstance(devices.get("busy_share"), (int, float)):
+            slots = devices.get("slots") or []
+            leased = sum(1 for slot in slots if isinstance(slot, dict) and slot.get("state") == "leased")
+            queued = len(devices.get("queue") or [])
+            part = Text(f"device {clean(devices.get('platform', '?'))} busy {devices['busy_share'] * 100:.0f}%")
+            part.append(f" ({leased}/{len(slots)} slots" + (f", {queued} queued)" if queued else ")"), style="dim")
+            parts.append(part)
         if snap.started_at is not None:
             parts.append(Text(f"up {format_duration(CLOCK() - snap.started_at)}"))
         if self.connection == "connected" and snap.pid:

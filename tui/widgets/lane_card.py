@@ -14,11 +14,12 @@ from textual.widgets import Sparkline, Static
 from autoresearch_tui.engine.core.lane_state import NEEDS_ATTENTION
 from autoresearch_tui.engine.core.render import clean, figure
 from autoresearch_tui.engine.core.snapshot import LaneSnapshot
-from autoresearch_tui.tui.store import STATE_ICONS
+from autoresearch_tui.tui.store import display_state, ordinal_suffix
 
 STATE_STYLES = {
     "running": "green", "starting": "cyan", "pausing": "yellow", "paused": "yellow",
     "stopping": "magenta", "stopped": "dim", "needs_attention": "bold red",
+    "waiting": "bold cyan",
 }
 SPARKLINE_POINTS = 60
 """The running best over the lane's last runs (a long history would squash the recent ones)."""
@@ -55,10 +56,10 @@ def sparkline_points(history: list[float], direction: str) -> list[float]:
     return [-v for v in points] if direction == "minimize" else points
 
 
-def state_text(lane: LaneSnapshot) -> Text:
-    """`● running`, styled by state."""
-    icon, word = STATE_ICONS.get(lane.state, ("?", lane.state))
-    return Text(f"{icon} {word}", style=STATE_STYLES.get(lane.state, ""))
+def state_text(lane: LaneSnapshot, width: int = 0) -> Text:
+    """`● running` (or `⧗ waiting` while its run queues for a device), styled by state."""
+    shown, icon, word = display_state(lane)
+    return Text(f"{icon} {word:<{width}}", style=STATE_STYLES.get(shown, ""))
 
 
 def figures_text(lane: LaneSnapshot, metric: str = "", vs: str = "") -> Text:
@@ -71,15 +72,18 @@ def figures_text(lane: LaneSnapshot, metric: str = "", vs: str = "") -> Text:
 
 
 def lane_text(lane: LaneSnapshot, index: int) -> Text:
-    icon, word = STATE_ICONS.get(lane.state, ("?", lane.state))
     text = Text()
     text.append(f"{index} " if index <= 9 else "  ", style="dim")
-    text.append(f"{icon} {word:<9}", style=STATE_STYLES.get(lane.state, ""))
+    text.append_text(state_text(lane, width=9))
     text.append(f" {clean(lane.name)}", style="bold")
     text.append("\n  ")
     text.append_text(figures_text(lane))
     text.append(f"\n  next inj {fmt_next_injection(lane.next_injection)}"
                 f"  blocks {lane.policy.stops_blocked}", style="dim")
+    if lane.waiting_for_device:  # short enough for the lane list; the summary has the full line
+        position = (lane.lease or {}).get("position")
+        place = f"{position}{ordinal_suffix(position)} " if isinstance(position, int) else ""
+        text.append(f"\n  {place}in the device queue", style=STATE_STYLES["waiting"])
     if lane.state == NEEDS_ATTENTION and lane.needs_attention_reason:
         text.append(f"\n  {clean(lane.needs_attention_reason)}", style="red")
     return text
@@ -90,6 +94,7 @@ class LaneCard(Widget):
     LaneCard { height: auto; padding: 0 1; margin-bottom: 1; }
     LaneCard.-selected { background: $primary 25%; }
     LaneCard.-attention { border-left: thick $error; }
+    LaneCard.-waiting { border-left: thick $accent; }
     LaneCard Sparkline { height: 1; margin: 0 2; }
     LaneCard Static { height: auto; }
     """
@@ -116,6 +121,7 @@ class LaneCard(Widget):
             self.query_one(Static).update(text)
         self.set_class(selected, "-selected")
         self.set_class(lane.state == NEEDS_ATTENTION, "-attention")
+        self.set_class(lane.waiting_for_device, "-waiting")
         points = sparkline_points(lane.frontier.best_history, lane.frontier.direction)
         if points != self._last_points:
             self._last_points = points

@@ -8,6 +8,7 @@ from textual.widgets import Static
 from autoresearch_tui.engine.core.lane_state import NEEDS_ATTENTION
 from autoresearch_tui.engine.core.render import clean
 from autoresearch_tui.engine.core.snapshot import LaneSnapshot
+from autoresearch_tui.tui.store import lease_line
 from autoresearch_tui.tui.widgets.lane_card import figures_text, fmt_next_injection, state_text
 
 
@@ -23,6 +24,8 @@ class LaneSummary(Static):
         text = Text()
         text.append(f"lane {clean(lane.name)}  ", style="bold")
         text.append_text(state_text(lane))
+        if lease_line(lane):
+            text.append(f" ({lease_line(lane)})", style=state_text(lane).style)
         text.append("  │  ")
         text.append_text(figures_text(lane, metric, vs=" vs baseline"))
         text.append(f"\nnext injection in {fmt_next_injection(lane.next_injection)}")
