@@ -12,7 +12,7 @@ from autoresearch_tui.cli.common import (
     config_from_args, config_parent, error, print_event_json, print_event_line, request_sync,
 )
 from autoresearch_tui.engine.core.lane_state import NEEDS_ATTENTION
-from autoresearch_tui.engine.core.render import figure, one_line
+from autoresearch_tui.engine.core.render import cluster_text, figure, one_line
 from autoresearch_tui.engine.daemon.control import running_pid
 from autoresearch_tui.engine.workspace import Workspace
 
@@ -89,6 +89,19 @@ def status_lines(snapshot: dict) -> list[str]:
         if lane.get("state") == NEEDS_ATTENTION and lane.get("needs_attention_reason"):
             lines.append(f"{'':<10} why: {one_line(lane['needs_attention_reason'], 300)}")
     lines.extend(device_lines(snapshot.get("devices")))
+    if isinstance(snapshot.get("cluster"), dict):
+        lines.extend(cluster_lines(snapshot["cluster"]))
+    return lines
+
+
+def cluster_lines(cluster: dict) -> list[str]:
+    """The Ray cluster: connection, free and total resources, and its alive nodes."""
+    lines = [f"runner: ray at {cluster.get('address', '?')}: {cluster_text(cluster)}"]
+    for node in cluster.get("nodes") or []:
+        if isinstance(node, dict):
+            resources = ", ".join(f"{k}={v:g}" for k, v in (node.get("resources") or {}).items()
+                                  if isinstance(v, (int, float)))
+            lines.append(f"  node {node.get('name') or str(node.get('node_id', '?'))[:12]} ({node.get('ip')}): {resources}")
     return lines
 
 

@@ -39,6 +39,7 @@ from autoresearch_tui.engine.core.skills import condensed_program, render_skill
 from autoresearch_tui.engine.devices.host import AGENT_SHELL_NO_DEVICE
 from autoresearch_tui.engine.devices.leases import LeaseManager
 from autoresearch_tui.engine.devices.slots import Slot
+from autoresearch_tui.engine.runners.ray_runner import RayRunner
 from autoresearch_tui.engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Lane:
         session_factory: Callable[["Lane"], AgentSession],
         leases: LeaseManager | None = None,
         platform: str = "cpu",
+        runner: RayRunner | None = None,
     ):
         self.name = name
         self.config = config
@@ -86,6 +88,8 @@ class Lane:
         """The engine's one lease manager: every benchmark this lane runs takes a slot from it."""
         self.platform = platform
         """The platform the lane's runs must report (fallback detection)."""
+        self.runner = runner
+        """[runner] kind = "ray": the cluster the lane's benchmarks run on (None: this host's slots)."""
 
         workspace.lane_dir(name).mkdir(parents=True, exist_ok=True)
         self.events = EventLog(workspace.events_path(name))

@@ -104,6 +104,7 @@ class LaneTools:
                 info={"description": description, "args": extra_args},
                 on_output=lambda text: lane.emit("run_output", run_id=run_id, text=text),
                 should_stop=lambda: lane.state in (STOPPING, STOPPED),
+                runner=lane.runner,
             )
         finally:
             lane.benchmark_running = False
@@ -111,7 +112,8 @@ class LaneTools:
         lane.emit("run_finished", **{k: v for k, v in result.to_dict().items() if k != "log_tail"},
                   description=description, waited_s=round(measured.waited_s, 3),
                   slot=measured.lease.slot.index if measured.lease else None,
-                  reason=measured.device_problem)
+                  node=(measured.placement or {}).get("node_name"),
+                  reason=measured.device_problem or measured.runner_reason or None)
         for warning in result.warnings:
             lane.emit("warning", where="metrics", message=warning, run_id=run_id)
         return ToolAnswer(measured.for_agent(), is_error=result.status != "ok")

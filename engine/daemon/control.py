@@ -85,7 +85,8 @@ def spawn_daemon(config: Config, *, env: dict[str, str] | None = None, timeout: 
     pid = running_pid(workspace)
     if pid:
         return pid
-    device_layout(config)  # a [devices] value this host cannot honour: say so here, not in engine.log
+    if config.runner.kind == "local":  # a [devices] value this host cannot honour: say so here, not in engine.log
+        device_layout(config)
     workspace.state_dir.mkdir(parents=True, exist_ok=True)
     with open(log_path(workspace), "ab") as log_file:
         process = subprocess.Popen(

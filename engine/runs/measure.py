@@ -15,6 +15,10 @@ number trustworthy on a shared host:
 5. `runs/<run_id>/run.json`: what the engine knows about the run (purpose, lease, outcome),
    read back by record_run.
 
+With `[runner] kind = "ray"` the engine passes its runner: the run goes to the cluster instead
+of a local slot (engine/runners/remote.py), and Ray does the queueing; fallback detection and
+run.json are the same.
+
 The lane's tool (agent/tools.py) and any other engine path that measures call this one
 function.
 """
@@ -31,6 +35,8 @@ from autoresearch_tui.engine.core.files import atomic_write_json, read_json
 from autoresearch_tui.engine.devices.leases import Lease, LeaseCancelled, LeaseManager
 from autoresearch_tui.engine.devices.libtpu_lock import remove_stale_lock
 from autoresearch_tui.engine.devices.slots import affinity_prefix, cpu_affinity, slot_env
+from autoresearch_tui.engine.runners.ray_runner import RayRunner
+from autoresearch_tui.engine.runners.remote import placement_text, run_remote
 from autoresearch_tui.engine.runs.benchmark import BenchmarkResult, run_benchmark
 
 RUN_INFO = "run.json"
@@ -46,12 +52,24 @@ class MeasuredRun:
     waited_s: float = 0.0
     device_problem: str | None = None
     notes: list[str] = field(default_factory=list)
+    placement: dict[str, Any] | None = None
+    """A remote run: the node it ran on (runner "ray"); None for a local run."""
+    runner_reason: str = ""
+    """A remote run that crashed without the bench failing: why (worker died, cluster unreachable)."""
 
     @property
     def status(self) -> str:
         return self.result.status
 
     def device_line(self) -> str:
+        if self.placement is not None:
+            same = self.placement.get("same_node")
+            pinned = ("" if same is None else "; same node as the runs it is compared with" if same
+                      else "; NOT on the node of the runs it is compared with")
+            return (f"device: {placement_text(self.placement)} on the Ray cluster, queued "
+                    f"{self.waited_s:.1f} s{pinned}")
+        if self.runner_reason:
+            return f"device: none ({self.runner_reason})"
         if self.lease is None:
             return f"device: none (the run did not start; waited {self.waited_s:.1f} s)"
         return f"device: {self.lease.slot.describe()}, waited {self.waited_s:.1f} s for the device"
@@ -119,14 +137,33 @@ async def measure(
     should_stop: Callable[[], bool] | None = None,
     lockfile_cleanup: Callable[[], str | None] = remove_stale_lock,
     info: dict[str, Any] | None = None,
+    runner: RayRunner | None = None,
+    affinity: str | None = None,
 ) -> MeasuredRun:
     """Run `command` in `cwd` on a leased slot; `emit(type, **fields)` reports lease events.
 
-    `info` is merged into run.json before the run starts (e.g. the measured commit)."""
+    `info` is merged into run.json before the run starts (e.g. the measured commit).
+    `runner`: run it on the cluster instead; `affinity`: runs with the same key go to the
+    node of the first of them when the cluster allows (A/B comparisons)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     update_run_info(run_dir, run_id=run_id, lane=lane, purpose=purpose, platform=platform,
                     requested_at=time.time(), status="waiting", **(info or {}))
     requested = time.monotonic()
+    if runner is not None:
+        remote = await run_remote(
+            runner, lane=lane, purpose=purpose, emit=emit, command=command, args=args, cwd=cwd,
+            run_id=run_id, run_dir=run_dir, env=env, timeout_s=timeout_s, hang_timeout_s=hang_timeout_s,
+            on_output=on_output, should_stop=should_stop, affinity=affinity,
+            on_started=lambda placement: update_run_info(
+                run_dir, status="running", started_at=time.time(), placement={"runner": "ray", **placement}))
+        measured = MeasuredRun(remote.result, None, remote.queued_s, placement=remote.placement,
+                               runner_reason=remote.reason if remote.result.status == "crash" else "")
+        code = remote.code
+        return _finish(measured, platform, emit, run_dir, run_id,
+                       placement={"runner": "ray", **(remote.placement or {})},
+                       reason=measured.runner_reason or None,
+                       **({"commit": code.commit, "dirty": code.dirty, "shipped": code.shipped,
+                           "code_bytes": code.size} if code else {}))
 
     def on_wait(position: int) -> None:
         busy = [s["lane"] for s in leases.status()["slots"] if s["state"] == "leased"]
@@ -165,6 +202,14 @@ async def measure(
         if note:
             measured.notes.append(f"note: {note}")
             emit("warning", where="devices", message=note, run_id=run_id)
+    return _finish(measured, platform, emit, run_dir, run_id,
+                   lease={**lease.to_dict(), "held_s": round(lease.held_s, 3)})
+
+
+def _finish(measured: MeasuredRun, platform: str, emit: Callable[..., Any], run_dir: Path, run_id: str,
+            reason: str | None = None, **fields: Any) -> MeasuredRun:
+    """Fallback detection and the final run.json, the same for a local and a remote run."""
+    result = measured.result
     problem = device_problem(result.summary, platform) if result.status == "ok" else None
     if problem:
         result.status = WRONG_DEVICE
@@ -172,8 +217,8 @@ async def measure(
         emit("warning", where="devices", message=f"run {run_id}: {problem}", run_id=run_id)
     summary = result.summary or {}
     update_run_info(run_dir, status=result.status, finished_at=time.time(), seconds=round(result.seconds, 3),
-                    exit_code=result.exit_code, reason=problem,
+                    exit_code=result.exit_code, reason=problem or reason,
                     reported_platform=reported_platform(summary),
                     device_kind=summary.get("device_kind") if isinstance(summary.get("device_kind"), str) else None,
-                    lease={**lease.to_dict(), "held_s": round(lease.held_s, 3)})
+                    **fields)
     return measured
