@@ -31,6 +31,7 @@ import io
 import json
 import os
 import signal
+import socket
 import sys
 import tarfile
 import threading
@@ -238,6 +239,19 @@ class Bridge:
         return (f"no node of the cluster has {_amounts(want)} (the largest has "
                 f"{_amounts({k: largest.get(k, 0) for k in want})}): the run waits for one to join")
 
+    def head_unreachable(self) -> str:
+        """"<head>: <why>" when the head no longer takes connections, else ""."""
+        address = self.address.removeprefix("ray://")
+        if address == "auto":
+            with contextlib.suppress(Exception):
+                address = self.ray.get_runtime_context().gcs_address
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
+        except (OSError, ValueError) as exc:
+            return f"{address}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}"
+        return ""
+
     def node_name(self, node_id: str) -> str:
         with contextlib.suppress(Exception):
             for node in self.ray.nodes():
@@ -382,10 +396,12 @@ class Bridge:
             status, reason, footer = "cancelled", f"{exc} (while queued on the cluster)", f"killed: {exc} (it never started)"
         except Exception as exc:  # ActorDiedError (the node or the worker died), ...
             status, reason = "crash", reason_of(exc)
-            footer = f"crash: {reason}"
             if placement is None and type(exc).__name__ not in RAY_CRASHES:
                 reason = f"the run could not be submitted: {reason}"
-                footer = f"crash: {reason}"
+            head = await asyncio.to_thread(self.head_unreachable)
+            if head:  # the whole cluster went away, not just this run's worker
+                reason = f"cluster unreachable: {head} ({reason[:200]})"
+            footer = f"crash: {reason}"
         finally:
             actor = state.get("actor")
             if actor is not None:

@@ -301,6 +301,11 @@ class RayRunner:
                 reason=str(event.get("reason") or ""), seconds=float(event.get("seconds") or 0.0),
                 queued_s=run.queued_s, placement=run.placement,
                 result_bytes=int(event.get("result_bytes") or 0)))
+            if run.done.result().reason.startswith("cluster unreachable:") and not self._closed:
+                # The bridge found the head gone: the driver would linger for lost_after_s and take
+                # the next run only to lose it. Drop it now; the next run probes after the backoff.
+                self._failed(run.done.result().reason)
+                self._kill_bridge()
 
     def _resolve(self, key: Any, value: Any) -> None:
         future = self.replies.pop(key, None) if isinstance(key, str) else None
@@ -385,8 +390,11 @@ class RayRunner:
                     await self.cancel(run, "the lane is stopping")
             outcome = run.done.result()
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
+            # The caller gave up (the agent's turn was interrupted, the engine stops): the
+            # remote run is stopped and verified gone before this returns.
+            with contextlib.suppress(BaseException):
                 await self.cancel(run, "the engine stopped waiting for the run")
+                await asyncio.wait_for(asyncio.shield(run.done), 20)
             raise
         finally:
             self.runs.pop(key, None)

@@ -150,12 +150,16 @@ async def measure(
                     requested_at=time.time(), status="waiting", **(info or {}))
     requested = time.monotonic()
     if runner is not None:
-        remote = await run_remote(
-            runner, lane=lane, purpose=purpose, emit=emit, command=command, args=args, cwd=cwd,
-            run_id=run_id, run_dir=run_dir, env=env, timeout_s=timeout_s, hang_timeout_s=hang_timeout_s,
-            on_output=on_output, should_stop=should_stop, affinity=affinity,
-            on_started=lambda placement: update_run_info(
-                run_dir, status="running", started_at=time.time(), placement={"runner": "ray", **placement}))
+        try:
+            remote = await run_remote(
+                runner, lane=lane, purpose=purpose, emit=emit, command=command, args=args, cwd=cwd,
+                run_id=run_id, run_dir=run_dir, env=env, timeout_s=timeout_s, hang_timeout_s=hang_timeout_s,
+                on_output=on_output, should_stop=should_stop, affinity=affinity,
+                on_started=lambda placement: update_run_info(
+                    run_dir, status="running", started_at=time.time(), placement={"runner": "ray", **placement}))
+        except BaseException:
+            update_run_info(run_dir, status="cancelled", reason="the engine stopped waiting for the run")
+            raise
         measured = MeasuredRun(remote.result, None, remote.queued_s, placement=remote.placement,
                                runner_reason=remote.reason if remote.result.status == "crash" else "")
         code = remote.code
