@@ -138,7 +138,8 @@ def test_fixed_store_has_every_lane():
 def test_attach_explains_when_the_engine_cannot_start(tmp_path, monkeypatch, capsys):
     import argparse
 
-    import autoresearch_tui.cli.attach
+    from autoresearch_tui.cli.common import attach
+    from autoresearch_tui.engine.daemon import control
     from autoresearch_tui.engine.daemon.control import DaemonError
     from tests.support import make_workspace
 
@@ -147,8 +148,8 @@ def test_attach_explains_when_the_engine_cannot_start(tmp_path, monkeypatch, cap
     def refuse(config, **kwargs):
         raise DaemonError("the engine exited at start (code 1); see engine.log")
 
-    monkeypatch.setattr(autoresearch_tui.cli.attach, "spawn_daemon", refuse)
-    assert autoresearch_tui.cli.attach.attach(argparse.Namespace(config=str(config.path))) == 1
+    monkeypatch.setattr(control, "spawn_daemon", refuse)
+    assert attach(argparse.Namespace(config=str(config.path))) == 1
     assert "cannot start the engine: the engine exited at start" in capsys.readouterr().err
 
 
