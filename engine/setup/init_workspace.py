@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -19,6 +20,12 @@ from autoresearch_tui.engine.config import CONFIG_FILENAME, ConfigError, load_co
 EXAMPLE_REPO = "raw/code/jax-example"
 DEFAULT_LANES = ("a", "b")
 _COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "profile", ".pytest_cache", "metrics.jsonl")
+
+
+def experiment_name_for(repo: Path | str) -> str:
+    """An experiment name (a folder name under wiki/experiment/) from a repo's folder name."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(repo).resolve().name).strip("-._")[:60]
+    return name or "experiment"
 
 
 class InitError(Exception):
