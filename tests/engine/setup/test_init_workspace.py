@@ -83,3 +83,17 @@ def test_cli(tmp_path, capsys):
     assert args.func(args) == 1
     assert "--force" in capsys.readouterr().err
     assert [lane.name for lane in load_config(tmp_path / "ws" / "autoresearch.toml").lanes] == ["p", "q"]
+
+
+def test_an_existing_repo_gives_its_branch_and_its_name(tmp_path):
+    repo = tmp_path / "micrograd"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "master", str(repo)], check=True)
+    (repo / "engine.py").write_text("x = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    config = load_config(create_workspace(tmp_path / "ws", repo=repo))
+    assert config.experiment.target_branch == "master"
+    assert config.experiment.name == "micrograd"
+    git(repo, "checkout", "-q", "-b", "dev")
+    assert load_config(create_workspace(tmp_path / "ws2", repo=repo)).experiment.target_branch == "dev"
