@@ -12,6 +12,7 @@ from typing import Callable
 from autoresearch_tui.cli.common import (
     config_from_args, config_parent, error, print_event_json, print_event_line, request_sync,
 )
+from autoresearch_tui.engine.core.events import tidy_numbers
 from autoresearch_tui.engine.core.lane_state import NEEDS_ATTENTION
 from autoresearch_tui.engine.core.render import figure, one_line
 from autoresearch_tui.engine.daemon.control import running_pid
@@ -52,7 +53,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if snapshot is None:
         snapshot = offline_snapshot(config).to_dict()
     if args.json:
-        print(json.dumps(snapshot, indent=2, default=str))
+        print(json.dumps(tidy_numbers(snapshot), indent=2, default=str))
     else:
         for line in status_lines(snapshot):
             print(line)

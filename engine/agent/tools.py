@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+from autoresearch_tui.engine.core.events import tidy_numbers
 from autoresearch_tui.engine.core.ledger import STATUSES
 from autoresearch_tui.engine.core.lane_state import STOPPED, STOPPING
 from autoresearch_tui.engine.core.tools import LANE_STATUS, RECORD_RUN, RUN_BENCHMARK
@@ -131,10 +132,10 @@ class LaneTools:
         for warning in answer.get("warnings", []):
             lane.emit("warning", where="ledger", message=warning)
         answer.pop("row", None)
-        return ToolAnswer(json.dumps(answer, indent=1, default=str))
+        return ToolAnswer(json.dumps(tidy_numbers(answer), indent=1, default=str))
 
     async def lane_status(self, args: dict[str, Any]) -> ToolAnswer:
         summary = await asyncio.to_thread(record.lane_summary, self.workspace, self.lane.name)
         snapshot = self.lane.snapshot().to_dict()
         summary["lane"] = {k: snapshot[k] for k in ("name", "state", "counters", "next_injection")}
-        return ToolAnswer(json.dumps(summary, indent=1, default=str))
+        return ToolAnswer(json.dumps(tidy_numbers(summary), indent=1, default=str))
