@@ -214,8 +214,8 @@ class Engine:
         target = self.lane(lane)
         if target.state == STOPPED:
             return f"lane {lane} is already stopped"
-        await target.stop()
-        return f"lane {lane} stopped"
+        await target.stop(by_user=True)
+        return f"lane {lane} stopped (it stays stopped, also after an engine restart, until resumed)"
 
     def add_lane(self, name: str, focus: str = "") -> str:
         if not re.match(LANE_NAME_PATTERN, name):

@@ -168,6 +168,7 @@ class Lane:
     def pause(self) -> str:
         if self.state in (PAUSED, STOPPED, STOPPING):
             return f"lane {self.name} is already {self.state}"
+        self.record.user_hold = PAUSED  # saved by set_state; kept across restarts
         if self._in_turn:
             self.set_state(PAUSING, "paused by the user")
             return f"lane {self.name} pausing: the agent may stop at the end of its current step"
@@ -180,6 +181,7 @@ class Lane:
         if self.state == STOPPING:
             return f"lane {self.name} is stopping; resume it once it has stopped"
         self.record.counters.consecutive_failures = 0
+        self.record.user_hold = ""
         self.set_state(RUNNING, "resumed by the user")
         self._wake.set()
         if self._task is None or self._task.done():  # stopped, or never got a session going
@@ -222,8 +224,11 @@ class Lane:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(session.interrupt(), timeout=timeout)
 
-    async def stop(self, timeout: float = 20.0) -> None:
+    async def stop(self, timeout: float = 20.0, *, by_user: bool = False) -> None:
         """Stop now: interrupt the agent's turn and close the session (resumable later).
+
+        `by_user`: the user stopped this lane (not the engine stopping): it stays stopped
+        across engine restarts until the user resumes it.
 
         The session is closed by leaving its `async with` normally: cancelling the task
         instead can abort the SDK's close before it kills the CLI, leaving an orphaned agent
@@ -232,8 +237,11 @@ class Lane:
         """
         from autoresearch_tui.engine.agent.processes import kill_orphans
 
+        if by_user:
+            self.record.user_hold = STOPPED
+            self.save()
         if self.state != STOPPED:
-            self.set_state(STOPPING, "stop requested")
+            self.set_state(STOPPING, "stop requested by the user" if by_user else "stop requested")
         self._wake.set()
         await self._interrupt(timeout=5)
         if self._task is not None and not self._task.done():
@@ -246,12 +254,21 @@ class Lane:
         if leftovers:
             self.emit("warning", where="stop", message="terminated processes left in the lane: "
                       + "; ".join(leftovers))
-        self.set_state(STOPPED, "stopped")
+        self.set_state(STOPPED, "stopped by the user" if self.record.user_hold == STOPPED else "stopped")
         self.save()
         self.events.close()
 
     # ----------------------------------------------------------------- the session loop
     async def _run(self) -> None:
+        # A new start (engine restart or the user's resume) counts failures afresh.
+        self.record.counters.consecutive_failures = 0
+        if self.record.user_hold == STOPPED:  # the user's stop outlives the engine
+            reason = "stopped by the user: resume the lane to continue"
+            if self.state == STOPPED:
+                self.emit("lane_state", state=STOPPED, previous=STOPPED, reason=reason)
+            self.set_state(STOPPED, reason)
+            self.save()
+            return
         try:
             await self._prepare_fork()
         except Exception as exc:  # a lane that cannot start must not take the engine down
@@ -259,9 +276,11 @@ class Lane:
             self.set_state(NEEDS_ATTENTION, f"could not create the fork: {exc}")
             return
         resumed = self.record.session_id is not None
-        # A pause (or an unresolved needs_attention) survives restarts; anything else runs.
-        keep = self.state == PAUSED or (resumed and self.state == NEEDS_ATTENTION)
-        if not keep:
+        # The user's pause survives restarts, and so does a needs_attention the engine never
+        # got to stop (kill -9); a graceful restart gives a needs_attention lane a new try.
+        if self.record.user_hold == PAUSED:
+            self.set_state(PAUSED, "paused by the user: resume the lane to continue")
+        elif not (resumed and self.state == NEEDS_ATTENTION):
             self.set_state(RUNNING, "resuming session" if resumed else "starting session")
         prompt = self._resume_prompt() if resumed else self._start_prompt()
         while self.state not in (STOPPING, STOPPED):

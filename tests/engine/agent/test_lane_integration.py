@@ -4,6 +4,7 @@ received (the requests) and on what the user sees (events, lane state, files).""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -273,7 +274,7 @@ async def test_a_stopped_lane_can_be_resumed_with_its_session(tmp_path, model):
     await engine.start()
     try:
         await wait_until(lambda: len(model.main_requests) >= 2, what="the session to start")
-        assert await engine.stop_lane("a") == "lane a stopped"
+        assert (await engine.stop_lane("a")).startswith("lane a stopped")
         session = engine.lanes["a"].record.session_id
         stopped_at = len(model.main_requests)
         assert engine.pause("a") == "lane a is already stopped"
@@ -285,3 +286,66 @@ async def test_a_stopped_lane_can_be_resumed_with_its_session(tmp_path, model):
     assert resumed.session_id == session and resumed.contains("session was resumed")
     states = [e["state"] for e in read_events(engine.workspace.events_path("a")) if e["type"] == "lane_state"]
     assert "running" in states[states.index("stopped"):]  # logged after the stop, in the same file
+
+
+async def test_a_lane_the_user_stopped_stays_stopped_across_restarts_until_resumed(tmp_path, model):
+    config = make_workspace(tmp_path, lanes=("a", "b", "c"))
+
+    def script(request: ModelRequest) -> Turn:
+        lane = next(n for n in "abc" if request.contains(f"lane {n} of experiment"))
+        return bash(f"sleep 0.2; echo work-{lane}")
+
+    model.set_script(script)
+    engine = make_engine(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: all(requests_after(model, f"work-{n}") for n in "abc"), what="all lanes working")
+        assert (await engine.stop_lane("b")).startswith("lane b stopped")
+        assert engine.pause("c").startswith("lane c paus")  # pausing: the agent is mid-step
+    finally:
+        await engine.stop()
+
+    model.clear_requests()
+    engine = make_engine(config, model, tmp_path)  # `stop`, then `start` again
+    await engine.start()
+    try:
+        await wait_until(lambda: len(requests_after(model, "work-a")) >= 2, what="lane a going on")
+        await asyncio.sleep(1.0)  # time for b or c to (wrongly) start a turn
+        assert engine.lanes["b"].state == "stopped" and engine.lanes["c"].state == "paused"
+        assert not [r for r in model.main_requests if r.contains("lane b of experiment")
+                    or r.contains("lane c of experiment")]
+        assert engine.lane_snapshot("b")["user_hold"] == "stopped"
+        assert engine.resume("b") == "lane b resumed"
+        await wait_until(lambda: any(r.contains("lane b of experiment") for r in model.main_requests),
+                         what="b working after the resume")
+    finally:
+        await engine.stop()
+    assert json.loads(engine.workspace.lane_json("b").read_text())["user_hold"] == ""
+    reasons = [e.get("reason") for e in read_events(engine.workspace.events_path("b")) if e["type"] == "lane_state"]
+    assert "stopped by the user: resume the lane to continue" in reasons
+
+
+async def test_the_failure_count_starts_again_after_a_restart(tmp_path, model):
+    config = make_workspace(tmp_path, loop="max_failures = 5")
+    model.set_script(lambda request: bash("sleep 0.2; echo never"))
+    env = {**os.environ, **cli_env(tmp_path / "home", model.base_url, max_retries=0)}
+
+    def session_errors():
+        return [e["consecutive_failures"] for e in read_events(engine.workspace.events_path("a"))
+                if e["type"] == "error" and e.get("where") == "session"]
+
+    model.fail_next(500, count=3)
+    engine = Engine(config, env=env, backoff_base_s=0.05)
+    await engine.start()
+    try:
+        await wait_until(lambda: session_errors() == [1, 2, 3], timeout=60, what="three failures")
+    finally:
+        await engine.stop()
+    model.fail_next(500, count=1000)
+    engine = Engine(config, env=env, backoff_base_s=0.05)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(session_errors()) >= 4, timeout=60, what="a failure after the restart")
+    finally:
+        await engine.stop()
+    assert session_errors()[3] == 1
