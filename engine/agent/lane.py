@@ -262,6 +262,7 @@ class Lane:
     async def _run(self) -> None:
         # A new start (engine restart or the user's resume) counts failures afresh.
         self.record.counters.consecutive_failures = 0
+        await self._close_interrupted_run()
         if self.record.user_hold == STOPPED:  # the user's stop outlives the engine
             reason = "stopped by the user: resume the lane to continue"
             if self.state == STOPPED:
@@ -293,6 +294,19 @@ class Lane:
                     break
                 await self._after_failure(exc)
                 prompt = self._continue_prompt("the agent process failed and was restarted")
+
+    async def _close_interrupted_run(self) -> None:
+        """A run the previous engine started and never finished is closed as cancelled."""
+        from autoresearch_tui.engine.runs.measure import close_interrupted_run
+
+        found: list[tuple[str, dict]] = []  # read off the loop, reported on it
+        try:
+            await asyncio.to_thread(close_interrupted_run, self.workspace, self.name,
+                                    lambda type, **fields: found.append((type, fields)))
+        except Exception as exc:  # a check that failed must not keep the lane from starting
+            log.warning("lane %s: checking for an interrupted run failed: %s", self.name, exc)
+        for type, fields in found:
+            self.emit(type, **fields)
 
     async def _prepare_fork(self) -> None:
         from autoresearch_tui.engine.agent.processes import kill_orphans

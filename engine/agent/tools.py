@@ -19,7 +19,7 @@ from autoresearch_tui.engine.core.ledger import STATUSES
 from autoresearch_tui.engine.core.lane_state import STOPPED, STOPPING
 from autoresearch_tui.engine.core.tools import LANE_STATUS, RECORD_RUN, RUN_BENCHMARK
 from autoresearch_tui.engine.runs import record
-from autoresearch_tui.engine.runs.benchmark import run_benchmark
+from autoresearch_tui.engine.runs.measure import measure_run
 
 if TYPE_CHECKING:
     from autoresearch_tui.engine.agent.lane import Lane
@@ -84,32 +84,21 @@ class LaneTools:
         ]
 
     async def run_benchmark(self, args: dict[str, Any]) -> ToolAnswer:
-        lane, workspace, experiment = self.lane, self.workspace, self.experiment
-        description = str(args.get("description", "")).strip()
-        extra_args = str(args.get("args", ""))
-        run_id, run_dir = await asyncio.to_thread(record.allocate_run, workspace, lane.name)
-        lane.emit("run_started", run_id=run_id, run_dir=str(run_dir), description=description,
-                  args=extra_args)
+        lane, workspace = self.lane, self.workspace
         lane.benchmark_running = True
         try:
-            result = await run_benchmark(
-                experiment.bench_command,
+            result = await measure_run(
+                self.experiment,
                 cwd=workspace.fork_dir(lane.name),
-                run_id=run_id,
-                run_dir=run_dir,
                 env=lane.agent_env(),
-                timeout_s=experiment.run_timeout_s,
-                hang_timeout_s=experiment.hang_timeout_s,
-                args=extra_args,
-                on_output=lambda text: lane.emit("run_output", run_id=run_id, text=text),
+                allocate=lambda: record.allocate_run(workspace, lane.name),
+                emit=lane.emit,
+                description=str(args.get("description", "")).strip(),
+                args=str(args.get("args", "")),
                 should_stop=lambda: lane.state in (STOPPING, STOPPED),
             )
         finally:
             lane.benchmark_running = False
-        lane.emit("run_finished", **{k: v for k, v in result.to_dict().items() if k != "log_tail"},
-                  description=description)
-        for warning in result.warnings:
-            lane.emit("warning", where="metrics", message=warning, run_id=run_id)
         return ToolAnswer(result.for_agent(), is_error=result.status != "ok")
 
     async def record_run(self, args: dict[str, Any]) -> ToolAnswer:

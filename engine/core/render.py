@@ -144,8 +144,10 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
         summary = event.get("summary") or {}
         median = summary.get("step_time_median_s")
         shown = f": step_time_ms {figure(median * 1000)}" if isinstance(median, (int, float)) else ""
-        return [f"{t} ■ run {event.get('run_id')} {event.get('status')} in "
-                f"{event.get('seconds', 0):.1f}s{shown}"]
+        seconds = event.get("seconds")
+        took = f" in {seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
+        why = f" ({clean(event['reason'])})" if event.get("reason") else ""
+        return [f"{t} ■ run {event.get('run_id')} {event.get('status')}{took}{shown}{why}"]
     if kind == "metric" and event.get("kind") != "summary":
         return []  # per-step metrics are too many for the transcript; the lane list shows them
     if kind in ("cost", "session"):

@@ -132,3 +132,66 @@ async def test_a_hung_benchmark_is_killed_and_reported(tmp_path, model):
     answer = model.main_requests[1].tool_result_text()
     assert "status=hung" in answer and "starting" in answer
     assert "no output and no new metrics" in (engine.workspace.runs_dir("a") / "0001" / "run.log").read_text()
+
+
+SLOW_BENCH = "import time\nprint('measuring', flush=True)\ntime.sleep(60)\n"
+
+
+def run_events(engine, run_id: str) -> list[dict]:
+    return [e for e in read_events(engine.workspace.events_path("a"))
+            if e["type"] in ("run_started", "run_finished") and e.get("run_id") == run_id]
+
+
+@pytest.mark.parametrize("how", ["stop the lane", "stop the engine"])
+async def test_a_run_cut_short_by_a_stop_is_closed_as_cancelled(tmp_path, model, how):
+    config = make_workspace(tmp_path, repo_files={"bench.py": SLOW_BENCH})
+    model.set_script([Turn.tool(RUN_BENCHMARK, {"description": "slow"})])
+    engine = engine_for(config, model, tmp_path)
+    await engine.start()
+    run_log = engine.workspace.runs_dir("a") / "0001" / "run.log"
+    try:
+        await wait_until(lambda: run_log.exists() and "measuring" in run_log.read_text(), timeout=60,
+                         what="the benchmark running")
+        if how == "stop the lane":
+            await engine.stop_lane("a")
+    finally:
+        await engine.stop()
+    events = run_events(engine, "0001")
+    assert [e["type"] for e in events] == ["run_started", "run_finished"]
+    assert events[1]["status"] == "cancelled"
+    outcome = json.loads((run_log.parent / "outcome.json").read_text())
+    assert outcome["status"] == "cancelled" and outcome["reason"]
+    assert "[autoresearch]" in run_log.read_text()
+
+
+async def test_a_restart_closes_a_run_the_dead_engine_never_finished(tmp_path, model):
+    from autoresearch_tui.engine.core.events import EventLog, make_event
+
+    config = make_workspace(tmp_path)
+    workspace_runs = tmp_path / "wiki" / "experiment" / "exp" / "a" / "runs"
+    # What kill -9 during a run leaves: a run_started event, a folder holding only the command.
+    (workspace_runs / "0001").mkdir(parents=True)
+    (workspace_runs / "0001" / "run.log").write_text("$ python bench.py\n")
+    log = EventLog(workspace_runs.parent / "events.jsonl")
+    log.append(make_event("a", "run_started", run_id="0001", run_dir=str(workspace_runs / "0001"),
+                          description="the interrupted one", args=""))
+    log.close()
+    model.set_script(lambda request: Turn.tool("Bash", {"command": "sleep 0.2"}))
+    engine = engine_for(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(run_events(engine, "0001")) == 2, timeout=60, what="the run closed")
+    finally:
+        await engine.stop()
+    finished = run_events(engine, "0001")[1]
+    assert finished["status"] == "cancelled" and "engine stopped during the run" in finished["reason"]
+    assert finished["description"] == "the interrupted one"
+    assert json.loads((workspace_runs / "0001" / "outcome.json").read_text())["status"] == "cancelled"
+    model.clear_requests()
+    engine = engine_for(config, model, tmp_path)  # closed once, not at every start
+    await engine.start()
+    try:
+        await wait_until(lambda: len(model.main_requests) >= 1, timeout=60, what="the lane started again")
+    finally:
+        await engine.stop()
+    assert len(run_events(engine, "0001")) == 2
