@@ -79,11 +79,13 @@ def status_lines(snapshot: dict) -> list[str]:
     for name, lane in snapshot.get("lanes", {}).items():
         frontier = lane.get("frontier", {}) or {}
         change = frontier.get("change_pct")
+        retry = (lane.get("api_retry") or {}).get("message")
         lines.append(
             f"{name:<10} {lane.get('state', '?'):<16} {frontier.get('runs', 0):>5} "
             f"{figure(frontier.get('best')):>18} "
             f"{'-' if change is None else f'{change:+.1f}%':>8} "
             f"${lane.get('counters', {}).get('cost_usd', 0.0):>8.4f}  {_ago(lane.get('last_activity'))}"
+            + (f"  {retry}" if retry else "")
         )
         if lane.get("state") == NEEDS_ATTENTION and lane.get("needs_attention_reason"):
             lines.append(f"{'':<10} why: {one_line(lane['needs_attention_reason'], 300)}")

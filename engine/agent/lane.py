@@ -41,6 +41,11 @@ from autoresearch_tui.engine.workspace import Workspace
 log = logging.getLogger(__name__)
 
 
+class NeedsUserError(RuntimeError):
+    """The agent cannot go on until the user acts (no credentials, say); the message says
+    what to do. The lane needs attention at once: retrying would change nothing."""
+
+
 class AgentSession(Protocol):
     """One agent process of a lane (see agent/claude.py)."""
 
@@ -93,6 +98,8 @@ class Lane:
         self._in_turn = False
         self._why_continue = "resumed"
         self.benchmark_running = False
+        self.api_retry: dict[str, Any] | None = None
+        """While the agent's CLI retries the API: attempt, max_retries, delay_s, error, message."""
         self.interrupted = False
         """True while a turn the engine interrupted winds down (its error result is ours)."""
 
@@ -151,6 +158,7 @@ class Lane:
             next_injection=policy.next_injection(record.policy, self.settings, time.time()) if running else None,
             fork=str(self.workspace.fork_dir(self.name)),
             focus=self.config.lane(self.name).focus if self._configured() else "",
+            api_retry=dict(self.api_retry) if self.api_retry else None,
         )
 
     def _configured(self) -> bool:
@@ -360,6 +368,12 @@ class Lane:
 
     async def _after_failure(self, exc: Exception) -> None:
         counters = self.record.counters
+        self.api_retry = None
+        if isinstance(exc, NeedsUserError):
+            counters.failures += 1
+            self.emit("error", where="session", message=str(exc), needs_user=True)
+            self.set_state(NEEDS_ATTENTION, str(exc))
+            return
         counters.failures += 1
         counters.consecutive_failures += 1
         counters.restarts += 1
@@ -391,8 +405,19 @@ class Lane:
         if announce:
             self.emit("session", session_id=session_id)
 
+    def note_api_retry(self, attempt: int, max_retries: int | None, delay_s: float, error: str) -> None:
+        """The agent's CLI could not reach the API and retries: shown as the lane's status
+        at once (a lane that only retries is not working, whatever its state says)."""
+        of = f"/{max_retries}" if max_retries else ""
+        message = f"retrying the API (attempt {attempt}{of}, next in {delay_s:.1f}s): {error}"
+        self.api_retry = {"attempt": attempt, "max_retries": max_retries, "delay_s": delay_s,
+                          "error": error, "message": message, "since": time.time()}
+        self.emit("api_retry", attempt=attempt, max_retries=max_retries, delay_s=delay_s,
+                  error=error, message=message)
+
     def note_assistant_turn(self) -> None:
         """The model answered (a real turn, not an error notice): that is progress."""
+        self.api_retry = None
         self.record.counters.turns += 1
         self.record.counters.consecutive_failures = 0
         policy.note_assistant_turn(self.record.policy)

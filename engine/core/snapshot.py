@@ -116,6 +116,8 @@ class LaneSnapshot(LaneRecord):
     metrics: LiveMetrics = field(default_factory=LiveMetrics)
     device: dict[str, Any] | None = None
     """TPU duty cycle and HBM of the lane's chips, where an accelerator reports them."""
+    api_retry: dict[str, Any] | None = None
+    """While the lane's agent CLI retries the API: attempt, max_retries, delay_s, error, message."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,6 +139,7 @@ class LaneSnapshot(LaneRecord):
             frontier=FrontierView.from_dict(data.get("frontier")),
             metrics=LiveMetrics.from_dict(data.get("metrics")),
             device=_dict(data.get("device")),
+            api_retry=_dict(data.get("api_retry")),
         )
 
 

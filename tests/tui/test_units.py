@@ -309,3 +309,15 @@ def test_a_lane_card_and_status_say_why_a_lane_needs_attention():
     assert reason in " ".join(lane_text(lane, 1).plain.split())
     lines = status_lines({"lanes": {"a": lane.to_dict()}, "metric": "step_time_ms"})
     assert any("why:" in line and "invalid x-api-key" in line for line in lines)
+
+
+def test_a_lane_retrying_the_api_says_so_on_its_card_until_the_api_answers():
+    from autoresearch_tui.engine.core.snapshot import LaneSnapshot
+    from autoresearch_tui.tui.widgets.lane_card import lane_text
+
+    retrying = LaneSnapshot.from_dict({"name": "a", "state": "running", "api_retry": {
+        "attempt": 2, "max_retries": 10, "delay_s": 1.2,
+        "message": "retrying the API (attempt 2/10, next in 1.2s): overloaded (HTTP 529)"}})
+    assert "↻ retrying the API (attempt 2/10, next in 1.2s)" in lane_text(retrying, 1).plain
+    answered = LaneSnapshot.from_dict({"name": "a", "state": "running", "api_retry": None})
+    assert "retrying" not in lane_text(answered, 1).plain
