@@ -671,7 +671,10 @@ def render(summary: ProfileSummary, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a pipe or a file: whole paths and op names, no cut
+            console = Console(width=max(200, len(summary.path) + 40), soft_wrap=True)
 
     def fmt(value, unit="", digits=2):
         return "—" if value is None else f"{value:.{digits}f}{unit}"

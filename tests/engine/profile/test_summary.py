@@ -211,3 +211,15 @@ def test_idle_is_a_share_of_the_step_window_not_of_the_capture(tmp_path, step_ma
         assert summary.window_source == "program" and summary.window_ms == pytest.approx(197.64)
         assert summary.idle_pct == pytest.approx(1.64, abs=0.01)
     assert summary.steps == 10
+
+
+def test_profile_into_a_pipe_prints_the_whole_capture_path(tmp_path):
+    import subprocess
+
+    deep = tmp_path / ("plugins-profile-" + "x" * 60) / "2026_11_26_06_00_00_with_a_long_run_name"
+    write_trace(deep, step_markers=True)
+    result = subprocess.run([sys.executable, "-m", "autoresearch_tui.cli", "profile", str(deep)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert str(deep / "host.trace.json.gz") in result.stdout
+    assert "…" not in result.stdout
