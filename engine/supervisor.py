@@ -13,17 +13,13 @@ import os
 import re
 import sys
 import time
-import tomllib
 from typing import Any, Callable
-
-import tomli_w
 
 from autoresearch_tui.engine.agent.claude import ClaudeSession
 from autoresearch_tui.engine.agent.lane import Lane
-from autoresearch_tui.engine.config import LANE_NAME_PATTERN, Config, LaneConfig
+from autoresearch_tui.engine.config import LANE_NAME_PATTERN, Config, ConfigError, LaneConfig, append_lane
 from autoresearch_tui.engine.core import ledger, policy
 from autoresearch_tui.engine.core.events import Event
-from autoresearch_tui.engine.core.files import atomic_write_text
 from autoresearch_tui.engine.core.lane_state import RUNNING, STOPPED
 from autoresearch_tui.engine.core.snapshot import FrontierView, LaneSnapshot, LiveMetrics, Snapshot
 from autoresearch_tui.engine.devices.monitoring import lane_chips, load_monitoring, read_device_figures
@@ -222,25 +218,17 @@ class Engine:
             raise EngineError(f"invalid lane name {name!r}: letters, digits, '-', '_' and '.' only")
         if name in self.lanes:
             raise EngineError(f"lane {name!r} already exists")
-        # The new lane lives for this engine's lifetime; persist it so a restart keeps it.
+        # Recorded in autoresearch.toml (edited in place) so a restart keeps the lane.
+        try:
+            append_lane(self.config.path, name, focus)
+            recorded = f"recorded in {self.config.path.name}"
+        except ConfigError as exc:
+            log.warning("%s", exc)
+            recorded = f"for this engine's life only: {exc}"
         self.config.lanes.append(LaneConfig(name=name, focus=focus))
-        self._persist_added_lane(name, focus)
         self._make_lane(name)
         self._start_lane(name)
-        return f"lane {name} added"
-
-    def _persist_added_lane(self, name: str, focus: str) -> None:
-        path = self.config.path
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            log.warning("could not record lane %s in %s: %s", name, path, exc)
-            return
-        entry: dict[str, Any] = {"name": name}
-        if focus:
-            entry["focus"] = focus
-        data.setdefault("lanes", []).append(entry)
-        atomic_write_text(path, tomli_w.dumps(data))
+        return f"lane {name} added ({recorded})"
 
     async def merge_lane(self, lane: str) -> dict[str, Any]:
         target = self.lane(lane)
