@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 import re
-import sys
 import time
 from typing import Any, Callable
 
@@ -22,6 +21,7 @@ from autoresearch_tui.engine.core import ledger, policy
 from autoresearch_tui.engine.core.events import Event
 from autoresearch_tui.engine.core.lane_state import RUNNING, STOPPED
 from autoresearch_tui.engine.core.snapshot import FrontierView, LaneSnapshot, LiveMetrics, Snapshot
+from autoresearch_tui.engine.environment import engine_environment
 from autoresearch_tui.engine.devices.monitoring import lane_chips, load_monitoring, read_device_figures
 from autoresearch_tui.engine.repo.merge import merge_lane
 from autoresearch_tui.engine.runs.metrics import MetricsWatcher
@@ -51,12 +51,7 @@ class Engine:
         self.config = config
         self.workspace = Workspace(config)
         # The agent's CLI inherits the engine's environment (keys, base URL, cloud flags).
-        self.env = dict(os.environ if env is None else env)
-        # `python` in bench_command means this interpreter (the one with jax), even when the
-        # engine was started as .venv/bin/autoresearch-tui without activating the venv.
-        bin_dir = os.path.dirname(sys.executable)
-        if bin_dir not in self.env.get("PATH", "").split(os.pathsep):
-            self.env["PATH"] = os.pathsep.join(filter(None, [bin_dir, self.env.get("PATH", "")]))
+        self.env = engine_environment(env)
         self.backoff_base_s = backoff_base_s
         self.with_tools = with_tools
         self.lanes: dict[str, Lane] = {}

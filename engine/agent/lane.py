@@ -36,6 +36,7 @@ from autoresearch_tui.engine.core.lane_state import (
 )
 from autoresearch_tui.engine.core.snapshot import LaneSnapshot
 from autoresearch_tui.engine.core.skills import condensed_program, render_skill
+from autoresearch_tui.engine.environment import lane_environment
 from autoresearch_tui.engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -514,18 +515,7 @@ class Lane:
     # ----------------------------------------------------------------- prompts & messages
     def agent_env(self) -> dict[str, str]:
         """The environment of the agent's CLI and of the benchmarks it runs."""
-        timeout_ms = str(int(self.config.experiment.run_timeout_s * 1000))
-        env = {
-            **self._base_env,
-            # Benchmarks the agent runs through Bash must not die at the CLI's 2-minute default.
-            "BASH_DEFAULT_TIMEOUT_MS": timeout_ms,
-            "BASH_MAX_TIMEOUT_MS": timeout_ms,
-            "AUTORESEARCH_LANE": self.name,
-            "AUTORESEARCH_LANE_DIR": str(self.workspace.lane_dir(self.name)),
-            "AUTORESEARCH_RUNS_DIR": str(self.workspace.runs_dir(self.name)),
-        }
-        env.update(self.config.lane(self.name).env if self._configured() else {})
-        return env
+        return lane_environment(self.config, self.workspace, self.name, self._base_env)
 
     def _block_message(self, decision: policy.StopDecision, view: policy.LedgerView) -> str:
         messages = self._take_pending_messages()
