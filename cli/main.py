@@ -20,6 +20,7 @@ COMMAND_GROUPS = (
     "autoresearch_tui.cli.lifecycle",
     "autoresearch_tui.cli.status",
     "autoresearch_tui.cli.experiment",
+    "autoresearch_tui.cli.bench",
     "autoresearch_tui.cli.demo",
     "autoresearch_tui.cli.claude_hooks",
     "autoresearch_tui.cli.profile",
