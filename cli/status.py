@@ -76,6 +76,12 @@ def status_lines(snapshot: dict) -> list[str]:
              f"{snapshot.get('engine', '?')}" + (" — SCRIPTED DEMO MODEL" if snapshot.get("scripted") else "")]
     lines.append(f"{'lane':<10} {'state':<16} {'runs':>5} {'best ' + metric:>18} {'change':>8} "
                  f"{'cost':>9}  last activity")
+    config = snapshot.get("config") or {}
+    if config.get("error"):
+        lines.insert(1, f"config: autoresearch.toml changed but does not load: {config['error']}")
+    elif config.get("needs_restart"):
+        lines.insert(1, f"config: autoresearch.toml changed {', '.join(config['needs_restart'])}: "
+                        "restart the engine to apply (`autoresearch-tui stop`, then start)")
     for name, lane in snapshot.get("lanes", {}).items():
         frontier = lane.get("frontier", {}) or {}
         change = frontier.get("change_pct")

@@ -162,6 +162,18 @@ class Lane:
             api_retry=dict(self.api_retry) if self.api_retry else None,
         )
 
+    def config_changed(self) -> None:
+        """The shared config got live changes (config_changes.apply_live): pick them up."""
+        self.settings = policy.LoopSettings.from_object(self.config.loop)
+        if not self._configured():
+            return
+        self.variables = lane_variables(self.config, self.workspace, self.name)
+        try:
+            self.program = loop_program(self.config, self.variables)
+        except OSError as exc:  # a program file that cannot be read: keep the one in use
+            self.emit("warning", where="config", message=f"the loop program cannot be read ({exc}); "
+                      "the lane keeps the one it had")
+
     def _configured(self) -> bool:
         return any(lane.name == self.name for lane in self.config.lanes)
 

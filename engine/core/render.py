@@ -69,8 +69,8 @@ def event_detail(event: dict[str, Any]) -> str:
     if kind == "run_recorded":
         return one_line(f"{event.get('run_id')} {event.get('status')} {figure(event.get('metric_value'))} "
                         f"{event.get('description', '')}")
-    if kind in ("merge", "error", "warning"):
-        return one_line(event.get("message", ""))
+    if kind in ("merge", "error", "warning", "config", "api_retry"):
+        return one_line(event.get("message", ""), limit=400)
     if kind == "cost":
         total = event.get("total_cost_usd")
         return f"${total:.4f}" if isinstance(total, (int, float)) else "-"
@@ -209,6 +209,9 @@ def decision_row(event: dict[str, Any]) -> tuple[str, str, str]:
         detail = event.get("message", "")
     elif kind in ("error", "warning"):
         what = f"{kind} ({event.get('where', '?')})"
+        detail = event.get("message", "")
+    elif kind == "config":
+        what = "config reloaded" if not event.get("error") else "config not loaded"
         detail = event.get("message", "")
     elif kind == "tool_denied":
         what = f"tool denied: {event.get('tool', '?')}"

@@ -156,6 +156,9 @@ class Snapshot:
     lanes: dict[str, LaneSnapshot] = field(default_factory=dict)
     engine: str | None = None
     """"running" or "not running" (set by `status`)."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The engine's last reload of autoresearch.toml: changed_at, applied, needs_restart,
+    removed_lanes, error (empty before any change)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,4 +179,5 @@ class Snapshot:
             total_cost_usd=_number(data.get("total_cost_usd")) or 0.0,
             lanes={str(name): LaneSnapshot.from_dict(lane, str(name)) for name, lane in lanes.items()},
             engine=_str(data.get("engine"), None),
+            config=_dict(data.get("config")) or {},
         )
