@@ -195,3 +195,37 @@ async def test_a_restart_closes_a_run_the_dead_engine_never_finished(tmp_path, m
     finally:
         await engine.stop()
     assert len(run_events(engine, "0001")) == 2
+
+
+PROFILING_BENCH = """\
+import gzip, json, os, sys
+run_dir = os.environ["AUTORESEARCH_RUN_DIR"]
+with open(os.environ["AUTORESEARCH_METRICS"], "a") as out:
+    out.write(json.dumps({"v": 1, "kind": "summary", "step_time_median_s": 0.005}) + "\\n")
+    if "--profile" in sys.argv:
+        folder = os.path.join(run_dir, "profile", "plugins", "profile", "2026_01_01_00_00_00")
+        os.makedirs(folder)
+        events = [{"ph": "M", "pid": 1, "name": "process_name", "args": {"name": "/host:CPU"}}]
+        events += [{"ph": "X", "pid": 1, "tid": 1, "name": "fusion", "ts": i * 100, "dur": 90,
+                    "args": {"hlo_op": "fusion.1", "hlo_module": "jit_step", "run_id": str(i)}} for i in range(5)]
+        with gzip.open(os.path.join(folder, "host.trace.json.gz"), "wt") as trace:
+            json.dump({"traceEvents": events}, trace)
+        out.write(json.dumps({"v": 1, "kind": "profile", "dir": os.path.relpath(folder, run_dir)}) + "\\n")
+"""
+
+
+async def test_a_run_with_args_profile_gives_the_lane_a_profile_summary(tmp_path, model):
+    config = make_workspace(tmp_path, repo_files={"bench.py": PROFILING_BENCH})
+    model.set_script([Turn.tool(RUN_BENCHMARK, {"description": "profiled", "args": "--profile"})]
+                     + [Turn.tool("Bash", {"command": "sleep 0.2"})] * 30)
+    engine = engine_for(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: (engine.snapshot()["lanes"]["a"]["metrics"].get("latest_profile") or {})
+                         .get("summary"), timeout=60, what="the profile summary")
+        profile = engine.snapshot()["lanes"]["a"]["metrics"]["latest_profile"]
+    finally:
+        await engine.stop()
+    assert profile["run_id"] == "0001" and profile["summary"]["steps"] == 5
+    summaries = [e for e in read_events(engine.workspace.events_path("a")) if e["type"] == "profile_summary"]
+    assert summaries and summaries[0]["summary"]["top_ops"][0]["name"] == "fusion.1"
