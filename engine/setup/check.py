@@ -68,7 +68,13 @@ def check_workspace(config: Config) -> list[Problem]:
     experiment = config.experiment
     repo = config.repo_path
     if not is_git_repo(repo):
-        return [Problem(f"experiment.repo {repo} is not the top of a git repository",
+        said = git(repo, "rev-parse", "--show-toplevel", check=False).stderr if repo.is_dir() else ""
+        if "dubious ownership" in said:  # files owned by another user (an unpacked tarball...)
+            return [Problem(f"git refuses {repo}: it is owned by another user (\"dubious ownership\")",
+                            f"run `git config --global --add safe.directory {repo}`, or take "
+                            f"ownership of it (chown -R $(id -u) {repo})")]
+        return [Problem(f"experiment.repo {repo} is not the top of a git repository"
+                        + (f" (git says: {said.strip().splitlines()[0]})" if said.strip() else ""),
                         f"run `git init` in {repo} and commit your code, or point experiment.repo at "
                         "your repository")]
     if git(repo, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False).returncode != 0:

@@ -104,3 +104,20 @@ def test_init_checks_the_new_config_and_says_what_to_fix(tmp_path):
     (repo / "bench.py").write_text(SCORE_BENCH.replace("value.txt", "micrograd/engine.py"))
     clean = cli("init", str(tmp_path / "ws2"), "--repo", str(repo))
     assert "which is not committed" in clean.stdout and "git add bench.py" in clean.stdout
+
+
+def test_init_names_gits_ownership_refusal_and_its_fix(tmp_path):
+    import os
+
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the repo to another user")
+    repo = make_repo(tmp_path / "unpacked")
+    for root, dirs, files in os.walk(repo):  # as an unpacked tarball: another user's files
+        for name in [*dirs, *files]:
+            os.lchown(os.path.join(root, name), 12345, 12345)
+    os.lchown(repo, 12345, 12345)
+    result = cli("init", str(tmp_path / "ws"), "--repo", str(repo))
+    assert "dubious ownership" in result.stdout
+    assert f"git config --global --add safe.directory {repo}" in result.stdout
