@@ -8,6 +8,7 @@ import json
 import sys
 
 from autoresearch_tui.cli.common import config_from_args, config_parent, error
+from autoresearch_tui.engine.core.events import tidy_numbers
 from autoresearch_tui.engine.core.render import clean, figure
 
 
@@ -75,7 +76,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for line in report.malformed[:5]:
         print(f"  malformed {line}")
     if result.summary:
-        print(f"summary: {json.dumps(result.summary, ensure_ascii=False)}")
+        print(f"summary: {json.dumps(tidy_numbers(result.summary), ensure_ascii=False)}")
     direction = "lower" if config.experiment.direction == "minimize" else "higher"
     if report.value is not None:
         print(f"{report.metric} = {figure(report.value)} ({direction} is better): what the ledger "

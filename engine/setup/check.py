@@ -122,11 +122,11 @@ def check_workspace(config: Config) -> list[Problem]:
         committed_elsewhere = (repo / in_repo).is_file()
         problems.append(Problem(
             f"bench_command runs {in_repo}, which is not "
-            + ("committed" if committed_elsewhere else "in") + f" {repo} at {ref}",
+            + ("committed in" if committed_elsewhere else "in") + f" {repo} at {ref}",
             (f"commit it (cd {repo} && git add {in_repo} && git commit): each lane works on a "
              "clone of the committed code" if committed_elsewhere else
-             f"write a benchmark as {repo / in_repo} (examples/jax_example/bench.py is a complete "
-             "one) and commit it, or change bench_command")))
+             f"write a benchmark as {repo / in_repo} ({_example_bench()} is a complete one) and "
+             "commit it, or change bench_command")))
         return problems
     if "AUTORESEARCH_METRICS" not in shown.stdout:
         problems.append(Problem(
@@ -135,3 +135,13 @@ def check_workspace(config: Config) -> list[Problem]:
             f"append one JSON object per line to os.environ['AUTORESEARCH_METRICS'], at least a "
             f"summary: {summary_example(experiment.metric)}", blocking=False))
     return problems
+
+
+def _example_bench() -> str:
+    """Where the bundled example's bench.py is, in this installation."""
+    from autoresearch_tui.engine.setup.init_workspace import InitError, example_source
+
+    try:
+        return str(example_source() / "bench.py")
+    except InitError:
+        return "the bundled examples/jax_example/bench.py"

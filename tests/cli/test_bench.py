@@ -103,7 +103,7 @@ def test_init_checks_the_new_config_and_says_what_to_fix(tmp_path):
     assert "autoresearch-tui bench" in result.stdout  # how to try it once fixed
     (repo / "bench.py").write_text(SCORE_BENCH.replace("value.txt", "micrograd/engine.py"))
     clean = cli("init", str(tmp_path / "ws2"), "--repo", str(repo))
-    assert "which is not committed" in clean.stdout and "git add bench.py" in clean.stdout
+    assert "which is not committed in" in clean.stdout and "git add bench.py" in clean.stdout
 
 
 def test_init_names_gits_ownership_refusal_and_its_fix(tmp_path):
