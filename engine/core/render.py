@@ -66,6 +66,19 @@ def event_detail(event: dict[str, Any]) -> str:
     if kind in ("stop_blocked", "stop_allowed", "injection", "retrospective", "tool_denied"):
         parts = (event.get("kind") or event.get("phase") or "", event.get("reason", ""))
         return one_line(" ".join(str(x) for x in parts if x))
+    if kind == "run_started":
+        args = f" [{event['args']}]" if event.get("args") else ""
+        return one_line(f"{event.get('run_id')}{args} {event.get('description', '')}")
+    if kind == "run_finished":
+        seconds = event.get("seconds")
+        took = f" in {seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
+        median = (event.get("summary") or {}).get("step_time_median_s")
+        shown = f" step_time_ms {figure(median * 1000)}" if isinstance(median, (int, float)) else ""
+        why = f" ({event['reason']})" if event.get("reason") else ""
+        return one_line(f"{event.get('run_id')} {event.get('status')}{took} exit {event.get('exit_code')}"
+                        f"{shown}{why}")
+    if kind == "run_output":
+        return one_line(f"{event.get('run_id')} | {event.get('text', '')}")
     if kind == "run_recorded":
         return one_line(f"{event.get('run_id')} {event.get('status')} {figure(event.get('metric_value'))} "
                         f"{event.get('description', '')}")

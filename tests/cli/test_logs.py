@@ -124,3 +124,14 @@ def test_logs_since_streams_a_big_log_in_flat_memory(tmp_path):
     everything = child_peak_kib("--since", "1d", "--json")
     # Holding the events (the old reader) costs several hundred MB here; a stream costs nothing.
     assert everything - small < 40 * 1024, (small, everything)
+
+
+def test_runs_read_as_one_line_each(tmp_path):
+    from autoresearch_tui.engine.core.render import format_event
+
+    started = format_event(make_event("a", "run_started", run_id="0004", args="--profile",
+                                      description="re-measure the best"))
+    finished = format_event(make_event("a", "run_finished", run_id="0004", status="ok", exit_code=0,
+                                       seconds=31.15973081, summary={"step_time_median_s": 0.015293}))
+    assert started.endswith("run_started    0004 [--profile] re-measure the best")
+    assert finished.endswith("run_finished   0004 ok in 31.2s exit 0 step_time_ms 15.293")
