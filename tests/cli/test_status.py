@@ -52,11 +52,11 @@ def test_status_json_carries_no_float_noise(tmp_path):
     run = Workspace(config).runs_dir("a") / "0001"
     run.mkdir(parents=True)
     (run / "metrics.jsonl").write_text(json.dumps(
-        {"v": 1, "kind": "summary", "step_time_median_s": 0.006765, "p10_s": 0.0066, "p90_s": 0.0069}) + "\n")
+        {"v": 1, "kind": "step", "step": 3, "step_time_s": 0.006765}) + "\n")
     result = cli("status", "--json", config=config)
     assert result.returncode == 0, result.stderr
-    assert "6.765000000000001" not in result.stdout
-    assert json.loads(result.stdout)["lanes"]["a"]["metrics"]["best"]["value"] == 6.765
+    assert "6.765000000000001" not in result.stdout  # 0.006765 s * 1e3
+    assert json.loads(result.stdout)["lanes"]["a"]["metrics"]["live_step_time_ms"] == 6.765
 
 
 def test_socket_messages_carry_no_float_noise():

@@ -315,7 +315,7 @@ async def test_a_lane_the_user_stopped_stays_stopped_across_restarts_until_resum
         assert engine.lanes["b"].state == "stopped" and engine.lanes["c"].state == "paused"
         assert not [r for r in model.main_requests if r.contains("lane b of experiment")
                     or r.contains("lane c of experiment")]
-        assert engine.lane_snapshot("b")["user_hold"] == "stopped"
+        assert engine.lane_snapshot("b").user_hold == "stopped"
         assert engine.resume("b") == "lane b resumed"
         await wait_until(lambda: any(r.contains("lane b of experiment") for r in model.main_requests),
                          what="b working after the resume")
@@ -390,9 +390,9 @@ async def test_api_retries_show_as_the_lanes_status_at_once(tmp_path, model):
         await wait_until(lambda: seen, timeout=30, what="the first retry")
         first_retry_at = time.time()
         assert not model.main_requests  # shown while the CLI still waits for the API
-        assert engine.lane_snapshot("a")["api_retry"]["attempt"] >= 1
+        assert engine.lane_snapshot("a").api_retry["attempt"] >= 1
         await wait_until(lambda: len(model.main_requests) >= 2, timeout=60, what="recovery")
-        after = engine.lane_snapshot("a")["api_retry"]
+        after = engine.lane_snapshot("a").api_retry
     finally:
         await engine.stop()
     assert [e["attempt"] for e in seen] == [1, 2, 3]

@@ -208,7 +208,7 @@ def test_a_summary_may_carry_only_its_own_metric(tmp_path):
     (run / "metrics.jsonl").write_text('{"v":1,"kind":"summary","score":41.0}\n')
     summary, _, warnings = read_run_summary(run / "metrics.jsonl")
     assert summary == {"v": 1, "kind": "summary", "score": 41.0} and warnings == []
-    watcher = MetricsWatcher("a", tmp_path / "runs", "maximize", lambda e: None, metric="score")
+    watcher = MetricsWatcher("a", tmp_path / "runs", lambda e: None, metric="score")
     events = watcher.scan_once()
     assert [e["type"] for e in events] == ["metric"] and events[0]["value"] == 41.0
-    assert watcher.state.best.value == 41.0
+    assert watcher.state.latest_value == 41.0
