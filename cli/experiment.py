@@ -68,7 +68,20 @@ def cmd_init(args: argparse.Namespace) -> int:
         error("init", str(exc))
         return 1
     print(f"created {config_path}")
-    print(f"start it with: cd {config_path.parent} && autoresearch-tui")
+    from autoresearch_tui.engine.config import load_config
+    from autoresearch_tui.engine.setup.check import check_workspace
+
+    problems = check_workspace(load_config(config_path))
+    where = config_path.parent
+    if problems:
+        print(f"checked it: {len(problems)} thing{'s' if len(problems) > 1 else ''} to fix before the first run:")
+        for problem in problems:
+            print("\n".join("  " + line for line in problem.lines()))
+        print(f"then try the benchmark once: cd {where} && autoresearch-tui bench")
+    else:
+        print(f"checked it: repo, branch and benchmark look right; try the benchmark once: "
+              f"cd {where} && autoresearch-tui bench")
+    print(f"start it with: cd {where} && autoresearch-tui")
     return 0
 
 
@@ -118,16 +131,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_stop_experiment(args: argparse.Namespace) -> int:
-    from autoresearch_tui.cli.lifecycle import cmd_stop
+    from autoresearch_tui.engine.daemon.control import stop_engine
     from autoresearch_tui.engine.repo.forks import ForkError, archive_runs, remove_fork
     from autoresearch_tui.engine.runs.report import write_report
 
     config = config_from_args(args, check_repo=False)
     workspace = Workspace(config)
-    if running_pid(workspace):
-        status = cmd_stop(args)
-        if status:
-            return status
+    stopped, message = stop_engine(workspace)
+    print(message)
+    if not stopped:
+        return 1
     report = write_report(workspace)
     print(f"report: {report} (plot: {report.with_name('progress.png')})")
     failed = 0

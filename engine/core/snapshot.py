@@ -123,6 +123,8 @@ class LaneSnapshot(LaneRecord):
     @property
     def waiting_for_device(self) -> bool:
         return bool(self.lease) and self.lease.get("state") == "waiting"
+    api_retry: dict[str, Any] | None = None
+    """While the lane's agent CLI retries the API: attempt, max_retries, delay_s, error, message."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,6 +147,7 @@ class LaneSnapshot(LaneRecord):
             metrics=LiveMetrics.from_dict(data.get("metrics")),
             device=_dict(data.get("device")),
             lease=_dict(data.get("lease")),
+            api_retry=_dict(data.get("api_retry")),
         )
 
 
@@ -167,6 +170,9 @@ class Snapshot:
     cluster: dict[str, Any] | None = None
     """[runner] kind = "ray": the connection ("connected", "connecting", "unreachable" with its
     error), the cluster's free and total resources, its alive nodes, runs queued and running."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The engine's last reload of autoresearch.toml: changed_at, applied, needs_restart,
+    removed_lanes, error (empty before any change)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,4 +195,5 @@ class Snapshot:
             engine=_str(data.get("engine"), None),
             devices=_dict(data.get("devices")),
             cluster=_dict(data.get("cluster")),
+            config=_dict(data.get("config")) or {},
         )

@@ -110,3 +110,34 @@ def spawn_daemon(config: Config, *, env: dict[str, str] | None = None, timeout: 
     process.kill()  # never leave a half-started engine behind to run unseen
     raise DaemonError(f"the engine did not answer within {timeout:.0f}s (stopped it); "
                       f"see {log_path(workspace)}")
+
+
+def stop_engine(workspace: Workspace, timeout: float = 60.0) -> tuple[bool, str]:
+    """Ask the workspace's engine to stop and wait until its lock is free.
+
+    Returns (stopped, what to tell the user). No engine running is a success."""
+    import asyncio
+
+    from autoresearch_tui.engine.client import EngineClient, EngineClientError
+
+    pid = running_pid(workspace)
+    if not pid:
+        return True, "no engine is running for this workspace"
+
+    async def ask() -> str:
+        client = await EngineClient.connect(protocol.socket_path(workspace.root))
+        try:
+            return (await client.request("stop_engine")).get("message", "stopping")
+        finally:
+            await client.close()
+
+    try:
+        said = asyncio.run(ask())
+    except EngineClientError as exc:
+        return False, f"the engine (pid {pid}) did not take the request: {exc}"
+    deadline = time.monotonic() + timeout
+    while running_pid(workspace) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if running_pid(workspace):
+        return False, f"{said}; the engine did not stop within {timeout:.0f}s"
+    return True, f"{said}\nengine stopped"

@@ -34,6 +34,8 @@ BACKOFF_BASE_S = 2.0
 BACKOFF_MAX_S = 300.0
 CLUSTER_POLL_S = 5.0
 REAP_TIMEOUT_S = 60.0
+ABANDONED_STOP_S = 30.0
+"""How long a run whose caller gave up may take to report its processes gone."""
 
 
 class ClusterUnreachable(Exception):
@@ -123,6 +125,8 @@ class RayRunner:
         self._poller: asyncio.Task | None = None
         self._closed = False
         self._ids = 0
+        self._stopping: set[asyncio.Task] = set()
+        """Stops of runs whose caller gave up (see run()); held so they are not collected."""
 
     # ------------------------------------------------------------------ connection
     @property
@@ -375,6 +379,7 @@ class RayRunner:
         run = _Run(key, lane, run_id, resources, asyncio.get_running_loop().create_future(), on_event)
         self.runs[key] = run
         pin = self.affinity.get(affinity) if affinity else None
+        abandoned = False
         try:
             try:
                 await self._send(op="run", key=key, run_id=run_id, lane=lane, command=command,
@@ -390,14 +395,20 @@ class RayRunner:
                     await self.cancel(run, "the lane is stopping")
             outcome = run.done.result()
         except asyncio.CancelledError:
-            # The caller gave up (the agent's turn was interrupted, the engine stops): the
-            # remote run is stopped and verified gone before this returns.
-            with contextlib.suppress(BaseException):
-                await self.cancel(run, "the engine stopped waiting for the run")
-                await asyncio.wait_for(asyncio.shield(run.done), 20)
+            # The caller gave up (the agent's turn was interrupted, the engine stops). Under the
+            # SDK's anyio cancel scopes every further await here would be cancelled at once,
+            # so the stop and the wait for it run in a task of their own, and the run stays
+            # in `runs` until its processes are reported gone (Lane.stop waits for that:
+            # wait_lane_idle).
+            abandoned = True
+            task = asyncio.get_running_loop().create_task(
+                self._stop_abandoned(run, "the engine stopped waiting for the run"), name=f"ray-stop-{key}")
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
             raise
         finally:
-            self.runs.pop(key, None)
+            if not abandoned:
+                self.runs.pop(key, None)
         node = (outcome.placement or {}).get("node_id")
         if affinity and node and affinity not in self.affinity:
             self.affinity[affinity] = node
@@ -405,6 +416,26 @@ class RayRunner:
             outcome.placement["pinned_node"] = pin
             outcome.placement["same_node"] = node == pin
         return outcome
+
+    async def _stop_abandoned(self, run: _Run, reason: str) -> None:
+        try:
+            if not run.cancel_sent:
+                await self.cancel(run, reason)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(run.done), ABANDONED_STOP_S)
+        finally:
+            if self.runs.get(run.key) is run:
+                self.runs.pop(run.key)
+
+    async def wait_lane_idle(self, lane: str, timeout: float = ABANDONED_STOP_S + 5) -> bool:
+        """Wait until none of the lane's remote runs is in flight: a stopped run's processes
+        were reported gone. False when that took longer than `timeout`."""
+        deadline = time.monotonic() + timeout
+        while any(run.lane == lane for run in self.runs.values()):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
 
     async def cancel(self, run: _Run, reason: str) -> None:
         run.cancel_sent = True
