@@ -148,6 +148,7 @@ async def measure_run(
                     description=description, args=args, requested_at=time.time(), status="waiting",
                     **(info or {}))
     requested = time.monotonic()
+
     def finished(result: BenchmarkResult, reason: str | None, **extra: Any) -> None:
         emit("run_finished", **{k: v for k, v in result.to_dict().items() if k != "log_tail"},
              description=description, purpose=purpose, **({"reason": reason} if reason else {}), **extra)
