@@ -47,6 +47,8 @@ class Engine:
         env: dict[str, str] | None = None,
         backoff_base_s: float = 2.0,
         with_tools: bool = True,
+        watchdog_period_s: float = 30.0,
+        storage_retry_s: float = 5.0,
     ):
         self.config = config
         self.workspace = Workspace(config)
@@ -59,6 +61,8 @@ class Engine:
             self.env["PATH"] = os.pathsep.join(filter(None, [bin_dir, self.env.get("PATH", "")]))
         self.backoff_base_s = backoff_base_s
         self.with_tools = with_tools
+        self.watchdog_period_s = watchdog_period_s
+        self.storage_retry_s = storage_retry_s
         self.lanes: dict[str, Lane] = {}
         self.started_at = time.time()
         self._subscribers: list[Callable[[Event], None]] = []
@@ -103,6 +107,7 @@ class Engine:
             publish=self._publish,
             base_env=self.env,
             backoff_base_s=self.backoff_base_s,
+            storage_retry_s=self.storage_retry_s,
             with_tools=self.with_tools,
             ledger_view=self._ledger_view,
         )
@@ -123,9 +128,12 @@ class Engine:
         task.add_done_callback(self._background.discard)
 
     async def start(self) -> None:
+        # What a killed engine left running ends first, all lanes at once, before any
+        # lane starts a benchmark that would compete with it for the chips.
+        await asyncio.gather(*(lane.end_leftovers() for lane in self.lanes.values()))
         for name in self.lanes:
             self._start_lane(name)
-        self._in_background(self._watchdog(), "idle-watchdog")
+        self._in_background(self._watchdog(self.watchdog_period_s), "watchdog")
         monitoring = await asyncio.to_thread(load_monitoring)
         if monitoring is not None:
             self._in_background(self._poll_device(monitoring), "device")
@@ -142,16 +150,34 @@ class Engine:
                 await asyncio.wait_for(self._watch_stop.wait(), timeout=period_s)
 
     async def _watchdog(self, period_s: float = 30.0) -> None:
-        """Revive lanes whose agent went quiet while they should be running."""
+        """Every running lane must have a live agent or a live benchmark: revive one that
+        has neither; nudge one whose agent went quiet; retry writes of lanes on hold."""
         limit = self.config.loop.idle_nudge_minutes * 60
+        nudged_at: dict[str, float] = {}
         while not self._watch_stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._watch_stop.wait(), timeout=min(period_s, limit))
+            if self._watch_stop.is_set():
+                return
             now = time.time()
-            for lane in list(self.lanes.values()):
-                busy = lane.benchmark_running  # a long benchmark is not idleness
-                if lane.state == RUNNING and not busy and lane.idle_seconds(now) > limit:
-                    await lane.nudge(lane.idle_seconds(now))
+            for name, lane in list(self.lanes.items()):
+                try:
+                    if lane.storage_fault is not None:
+                        lane.try_recover_storage()
+                        continue
+                    if lane.state != RUNNING:
+                        continue
+                    problem = lane.liveness_problem()
+                    if problem:
+                        await lane.revive(problem)
+                        continue
+                    idle = lane.idle_seconds(now)
+                    # A long benchmark is not idleness; one nudge per quiet period.
+                    if not lane.benchmark_running and idle > limit and now - nudged_at.get(name, 0) > limit:
+                        nudged_at[name] = now
+                        await lane.nudge(idle)
+                except Exception:  # the watchdog itself must never die
+                    log.exception("watchdog: lane %s", name)
 
     def _start_lane(self, name: str) -> None:
         self.lanes[name].start()

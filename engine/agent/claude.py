@@ -28,7 +28,7 @@ from claude_agent_sdk import (
     UserMessage,
 )
 
-from autoresearch_tui.engine.agent.processes import guarded_cli_path
+from autoresearch_tui.engine.agent.processes import AGENT_PIDFILE_VAR, guarded_cli_path
 from autoresearch_tui.engine.agent.tools import LaneTools, ToolSpec
 from autoresearch_tui.engine.core.tools import GUARDED_WRITE_TOOLS, TOOL_SERVER_NAME, tool_id
 
@@ -51,11 +51,29 @@ class ClaudeSession:
         self.lane = lane
         self._client: ClaudeSDKClient | None = None
         self._seen_message_ids: set[str] = set()
+        self._pidfile = lane.workspace.state_dir / "procs" / f"agent-{lane.name}.pid"
+        self.pid: int | None = None
+        """The CLI's pid (the watchdog checks it is alive); None until the session is open."""
 
     async def __aenter__(self) -> "ClaudeSession":
+        self._pidfile.parent.mkdir(parents=True, exist_ok=True)
+        self._pidfile.unlink(missing_ok=True)
         self._client = ClaudeSDKClient(options=self.options())
         await self._client.__aenter__()
+        self.pid = self._read_pid()
         return self
+
+    def _read_pid(self) -> int | None:
+        """From the guarded wrapper's pid file, else from the SDK's process (private API)."""
+        try:
+            text = self._pidfile.read_text().strip()
+            if text.isdigit():
+                return int(text)
+        except OSError:
+            pass
+        process = getattr(getattr(self._client, "_transport", None), "_process", None)
+        pid = getattr(process, "pid", None)
+        return pid if isinstance(pid, int) else None
 
     async def __aexit__(self, *exc_info: Any) -> None:
         client, self._client = self._client, None
@@ -86,7 +104,7 @@ class ClaudeSession:
             allowed += [tool_id(spec.name) for spec in specs]
         return ClaudeAgentOptions(
             cwd=str(lane.workspace.fork_dir(lane.name)),
-            env=lane.agent_env(),
+            env={**lane.agent_env(), AGENT_PIDFILE_VAR: str(self._pidfile)},
             permission_mode=agent.permission_mode,
             allowed_tools=allowed,
             model=agent.model or None,
