@@ -45,8 +45,12 @@ class ExperimentConfig(_Section):
     target_branch: str = "main"
     fork_include: list[str] = Field(default_factory=list)
     """Globs (relative to the main repo) of untracked files each fork links in."""
+    max_metrics_mb: float = Field(256.0, gt=0, le=1024 * 1024)
+    """A run whose metrics.jsonl grows past this is cut off (killed, and read no further)."""
+    bench_pass_env: list[str] = Field(default_factory=list)
+    """Credential variables a benchmark does need (e.g. HF_TOKEN); all others are withheld."""
 
-    @field_validator("run_timeout_s", "hang_timeout_s", mode="before")
+    @field_validator("run_timeout_s", "hang_timeout_s", "max_metrics_mb", mode="before")
     @classmethod
     def _int_is_float(cls, value):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value

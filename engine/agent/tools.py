@@ -108,6 +108,8 @@ class LaneTools:
                 args=extra_args,
                 on_output=lambda text: lane.emit("run_output", run_id=run_id, text=text),
                 should_stop=lambda: lane.state in (STOPPING, STOPPED),
+                max_metrics_bytes=int(experiment.max_metrics_mb * 1024 * 1024),
+                pass_env=experiment.bench_pass_env,
             )
         finally:
             lane.benchmark_running = False

@@ -69,7 +69,7 @@ def acquire_lock(workspace: Workspace):
         handle.seek(0)
         other = handle.read().strip()
         handle.close()
-        raise DaemonError(f"an engine already runs for this workspace (pid {other or '?'})") from None
+        raise DaemonError(f"an engine is running (pid {other or '?'}): attach, or stop it first") from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))

@@ -10,19 +10,18 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from autoresearch_tui.engine.client import EngineClient
-from autoresearch_tui.engine.daemon.control import running_pid, spawn_daemon
+from autoresearch_tui.engine.daemon.control import running_pid
 from autoresearch_tui.engine.core.ledger import read_ledger
 from autoresearch_tui.engine.protocol import socket_path
-from autoresearch_tui.engine.demo.scripted_model import ModelRequest, ScriptedModelServer, Turn, cli_env
+from autoresearch_tui.engine.demo.scripted_model import ModelRequest, Turn
 from autoresearch_tui.engine.core.files import read_json
 from autoresearch_tui.engine.workspace import Workspace
+from tests.engine.daemon.conftest import run_cli
 from tests.support import make_workspace, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -31,31 +30,8 @@ RUN_BENCHMARK = "mcp__autoresearch__run_benchmark"
 RECORD_RUN = "mcp__autoresearch__record_run"
 
 
-@pytest.fixture
-def model():
-    with ScriptedModelServer() as server:
-        yield server
-
-
-@pytest.fixture
-def daemons():
-    """Start daemons for a test; whatever is still running afterwards is killed."""
-    started: list[Workspace] = []
-
-    def start(config, model: ScriptedModelServer, home: Path) -> int:
-        started.append(Workspace(config))
-        return spawn_daemon(config, env={**os.environ, **cli_env(home, model.base_url)})
-
-    yield start
-    for workspace in started:
-        pid = running_pid(workspace)
-        if pid and pid > 0:
-            os.kill(pid, signal.SIGKILL)
-
-
 def cli(*args: str, config) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autoresearch_tui.cli", *args, "--config", str(config.path)],
-                          capture_output=True, text=True, timeout=90)
+    return run_cli(*args, config=config)
 
 
 async def connect(config) -> EngineClient:
@@ -244,7 +220,7 @@ async def test_one_engine_per_workspace_and_plain_text_views(tmp_path, model, da
     first = daemons(config, model, tmp_path / "home")
     assert daemons(config, model, tmp_path / "home") == first  # a second start finds the first
     second = cli("daemon", config=config)
-    assert second.returncode == 1 and "already runs" in second.stderr
+    assert second.returncode == 1 and "an engine is running" in second.stderr
     await wait_until(lambda: len(model.main_requests) >= 4, timeout=60, what="some progress")
 
     status = cli("status", config=config)
