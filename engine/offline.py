@@ -28,9 +28,10 @@ def offline_snapshot(config: Config) -> dict[str, Any]:
         data["frontier"] = frontier.to_dict(config.loop.plateau_runs)
         watcher = MetricsWatcher(name, workspace.runs_dir(name), config.experiment.direction,
                                  lambda event: None, metric=config.experiment.metric,
-                                 summarize_profiles=False)
-        watcher.scan_once(emit=False)
-        data["metrics"] = watcher.state.to_dict()
+                                 summarize_profiles=False,
+                                 max_metrics_bytes=int(config.experiment.max_metrics_mb * (1 << 20)))
+        watcher.scan_once(emit=False)  # cached per-run aggregates: cheap whatever the history
+        data["metrics"] = watcher.snapshot()
         lanes[name] = data
     return {
         "workspace": str(workspace.root), "experiment": config.experiment.name,

@@ -112,9 +112,11 @@ class Engine:
             ledger_view=self._ledger_view,
         )
         self.lanes[name] = lane
+        # Its history (already logged) loads in the background once the engine starts: the
+        # socket answers first, however much metrics the lane has piled up.
         watcher = MetricsWatcher(name, self.workspace.runs_dir(name), self.config.experiment.direction,
-                                 lane.log_event, metric=self.config.experiment.metric)
-        watcher.scan_once(emit=False)  # state from disk; those events are already logged
+                                 lane.log_event, metric=self.config.experiment.metric,
+                                 max_metrics_bytes=int(self.config.experiment.max_metrics_mb * (1 << 20)))
         self.watchers[name] = watcher
         return lane
 
@@ -289,7 +291,7 @@ class Engine:
         except Exception as exc:  # a broken ledger shows as a warning, not a dead engine
             data["frontier"] = {"error": str(exc)}
         watcher = self.watchers.get(name)
-        data["metrics"] = watcher.state.to_dict() if watcher else {}
+        data["metrics"] = watcher.snapshot() if watcher else {}
         if name in self.device_figures:  # absent (not zero) where no accelerator reports
             data["device"] = self.device_figures[name]
         return data
