@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import time
 
 from autoresearch_tui.cli.common import (
@@ -83,14 +85,30 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    from autoresearch_tui.engine.client import EngineClientError
+
     config = config_from_args(args, check_repo=False)
     workspace = Workspace(config)
     pid = running_pid(workspace)
     if not pid:
         print("no engine is running for this workspace")
         return 0
-    reply = request_sync(workspace, "stop_engine")
-    print(reply.get("message", "stopping"))
+    try:
+        reply = request_sync(workspace, "stop_engine")
+        print(reply.get("message", "stopping"))
+    except EngineClientError as exc:
+        # Found by its lock, unreachable on its socket: SIGTERM stops it just as gracefully.
+        if pid < 0:
+            error(None, f"an engine holds the workspace lock but cannot be reached ({exc})")
+            return 1
+        print(f"the engine (pid {pid}) does not answer on its socket ({exc}); sending it SIGTERM")
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            error(None, f"not allowed to signal pid {pid}")
+            return 1
     deadline = time.monotonic() + STOP_WAIT_S
     while running_pid(workspace) and time.monotonic() < deadline:
         time.sleep(0.1)

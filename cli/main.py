@@ -14,6 +14,8 @@ import sys
 
 from autoresearch_tui.cli.common import PROG, error
 from autoresearch_tui.engine.config import ConfigError
+from autoresearch_tui.engine.daemon.control import DaemonError
+from autoresearch_tui.engine.protocol import SocketLocationError
 
 COMMAND_GROUPS = (
     "autoresearch_tui.cli.lifecycle",
@@ -52,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         error(None, str(exc))
         return 2
+    except (DaemonError, SocketLocationError) as exc:  # a one-line reason, never a traceback
+        error(None, str(exc))
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -40,15 +40,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = config_from_args(args, check_repo=False)
     workspace = Workspace(config)
     snapshot = None
-    if running_pid(workspace):
+    engine = "not running"
+    pid = running_pid(workspace)  # the lock says whether an engine lives, not the socket
+    if pid:
         try:
             snapshot = request_sync(workspace, "snapshot")["snapshot"]
             snapshot["engine"] = "running"
         except EngineClientError as exc:
-            error(None, f"engine not answering ({exc}); showing what is on disk")
+            engine = f"running (pid {pid}) but not answering"
+            error(None, f"the engine (pid {pid}) is running but does not answer on its socket ({exc}); "
+                        "a vanished socket is recreated within seconds: try again, or `stop` it. "
+                        "Showing what is on disk")
     if snapshot is None:
         snapshot = offline_snapshot(config)
-        snapshot["engine"] = "not running"
+        snapshot["engine"] = engine
     if args.json:
         print(json.dumps(snapshot, indent=2, default=str))
     else:

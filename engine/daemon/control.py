@@ -61,8 +61,13 @@ def running_pid(workspace: Workspace) -> int | None:
 
 
 def acquire_lock(workspace: Workspace):
-    workspace.state_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(lock_path(workspace), "a+")
+    try:  # the engine's own folder (lock, log, socket): this user's alone
+        protocol.check_private_dir(workspace.state_dir, create=True)
+        handle = open(lock_path(workspace), "a+")
+    except protocol.SocketLocationError as exc:
+        raise DaemonError(str(exc)) from None
+    except OSError as exc:
+        raise DaemonError(f"cannot open {lock_path(workspace)}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -84,14 +89,17 @@ def spawn_daemon(config: Config, *, env: dict[str, str] | None = None, timeout: 
     pid = running_pid(workspace)
     if pid:
         return pid
-    workspace.state_dir.mkdir(parents=True, exist_ok=True)
+    try:  # a socket folder we may not use fails here, with its reason, not in the daemon's log
+        path = protocol.socket_path(workspace.root)
+        protocol.check_private_dir(workspace.state_dir, create=True)
+    except protocol.SocketLocationError as exc:
+        raise DaemonError(str(exc)) from None
     with open(log_path(workspace), "ab") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", DAEMON_MODULE, "daemon", "--config", str(config.path)],
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True,
             env=env, cwd=str(workspace.root),
         )
-    path = protocol.socket_path(workspace.root)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

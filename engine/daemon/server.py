@@ -39,8 +39,10 @@ class EngineServer:
         self._server: asyncio.AbstractServer | None = None
         self.stop_requested = asyncio.Event()
         self._connections: set[asyncio.Task] = set()
+        self._inode: int | None = None
 
     async def start(self) -> None:
+        protocol.check_private_dir(self.path.parent, create=True)
         if self.path.exists() or self.path.is_symlink():
             self.path.unlink()  # stale: we hold the workspace lock, so nobody else serves it
         old_umask = os.umask(0o177)
@@ -50,6 +52,30 @@ class EngineServer:
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o600)
+        self._inode = self.path.stat().st_ino
+
+    def socket_intact(self) -> bool:
+        try:
+            return self.path.stat().st_ino == self._inode
+        except OSError:
+            return False
+
+    async def keep_socket(self, period_s: float = 2.0) -> None:
+        """Recreate the socket if it vanishes (tmp cleaners, a deleted runtime folder): an
+        engine nobody can reach would run on unseen. Connections already open go on."""
+        while True:
+            await asyncio.sleep(period_s)
+            if self.socket_intact():
+                continue
+            log.warning("the socket %s vanished; recreating it", self.path)
+            old = self._server
+            try:
+                await self.start()
+            except Exception as exc:  # e.g. its folder now belongs to someone else: say so, retry
+                log.error("cannot recreate the socket %s: %s", self.path, exc)
+                continue
+            if old is not None:
+                old.close()
 
     async def close(self) -> None:
         if self._server is not None:
@@ -58,8 +84,9 @@ class EngineServer:
                 await asyncio.wait_for(self._server.wait_closed(), timeout=2)
         for task in list(self._connections):
             task.cancel()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        if self.socket_intact():  # never remove a socket that is not ours
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -284,14 +311,18 @@ async def serve_forever(config: Config, *, env: dict[str, str] | None = None) ->
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, server.stop_requested.set)
+    keeper: asyncio.Task | None = None
     try:
         await server.start()
+        keeper = asyncio.create_task(server.keep_socket(), name="socket-keeper")
         log.info("engine %s serving %s on %s", os.getpid(), workspace.root, server.path)
         await engine.start()
         await server.stop_requested.wait()
         log.info("engine stopping")
         await engine.stop()
     finally:
+        if keeper is not None:
+            keeper.cancel()
         await server.close()
         lock.close()
     log.info("engine stopped")

@@ -11,6 +11,7 @@ import signal
 import stat
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -164,14 +165,19 @@ async def test_socket_is_private_and_another_user_is_refused(tmp_path, model, da
         return result.stdout.strip() or result.stderr.strip()
 
     assert as_nobody() == "permission denied"  # the 0700 directory stops it first
-    # Even with the modes opened up, the peer-credential check refuses another uid.
-    os.chmod(path.parent, 0o711)
+    # Even with the modes opened up (the folders above it too), the peer-credential check
+    # refuses another uid.
+    opened = {folder: stat.S_IMODE(folder.stat().st_mode) for folder in path.parents
+              if folder != Path("/") and not stat.S_IMODE(folder.stat().st_mode) & 0o001}
+    for folder, mode in opened.items():
+        os.chmod(folder, mode | 0o011)
     os.chmod(path, 0o666)
     try:
         reply = json.loads(as_nobody())
     finally:
         os.chmod(path, 0o600)
-        os.chmod(path.parent, 0o700)
+        for folder, mode in opened.items():
+            os.chmod(folder, mode)
     assert reply["ok"] is False and "another user" in reply["error"]
     assert cli("stop", config=config).returncode == 0
 

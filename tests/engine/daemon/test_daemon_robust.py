@@ -94,3 +94,58 @@ async def test_run_refuses_next_to_a_live_daemon_and_leaves_its_processes_alone(
     text = Workspace(config).events_path("a").read_text()
     assert events_before > 0 and "previous engine" not in text
     assert run_cli("stop", config=config).returncode == 0
+
+
+async def test_a_vanished_socket_is_recreated_and_status_and_stop_still_work(tmp_path, model, daemons):
+    from autoresearch_tui.engine.protocol import socket_path
+
+    config = make_workspace(tmp_path / "ws")
+    model.set_script(lambda request: Turn.tool("Bash", {"command": "sleep 0.2"}))
+    pid = daemons(config, model, tmp_path / "home")
+    path = socket_path(config.workspace)
+    assert path.parent == Workspace(config).state_dir  # lives with the workspace: survives logout
+    path.unlink()  # what logind does to /run/user/UID when the last SSH session ends
+
+    status = run_cli("status", config=config)
+    assert status.returncode == 0 and "Traceback" not in status.stderr
+    assert "engine not running" not in status.stdout
+    assert f"pid {pid}" in status.stdout + status.stderr
+    await wait_until(path.exists, timeout=15, what="the engine to recreate its socket")
+    again = run_cli("status", config=config)
+    assert "engine running" in again.stdout.splitlines()[0]
+
+    path.unlink()
+    path.mkdir()  # something in its place the engine cannot replace: it stays unreachable
+    stopped = run_cli("stop", config=config)
+    assert stopped.returncode == 0 and "Traceback" not in stopped.stderr, stopped.stderr
+    assert f"the engine (pid {pid}) does not answer on its socket" in stopped.stdout
+    assert "engine stopped" in stopped.stdout
+    await wait_until(lambda: not alive(pid), timeout=10, what="the engine process to exit")
+    assert read_pid_state(Workspace(config)) == "stopped"  # stopped gracefully, not killed
+
+
+def read_pid_state(workspace: Workspace) -> str:
+    import json
+
+    return json.loads(workspace.lane_json("a").read_text())["state"]
+
+
+async def test_a_socket_folder_owned_by_another_user_is_refused_with_a_clear_message(tmp_path, model):
+    if os.getuid() != 0:
+        pytest.skip("giving a folder to another uid needs root")
+    deep = tmp_path / ("w" * 60) / ("x" * 60)  # too long for a socket in the workspace itself
+    config = make_workspace(deep)
+    tmp = tmp_path / "tmp"
+    squatted = tmp / f"autoresearch-tui-{os.getuid()}"
+    squatted.mkdir(parents=True)
+    os.chown(squatted, 65534, 65534)
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    started = run_cli("start", config=config, env=env)
+    assert started.returncode == 1
+    lines = started.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in started.stderr
+    assert str(squatted) in lines[0] and "uid 65534" in lines[0]
+    assert running_pid(Workspace(config)) is None
+    for command in ("status", "stop"):
+        result = run_cli(command, config=config, env=env)
+        assert "Traceback" not in result.stderr and result.returncode in (0, 1), result.stderr
