@@ -16,6 +16,7 @@ import signal
 import socket
 import struct
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,7 +29,9 @@ from autoresearch_tui.engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-SUBSCRIBER_QUEUE_LIMIT = 20000
+SUBSCRIBER_QUEUE_BYTES = 16 * 1024 * 1024
+"""Encoded events waiting for one slow client. Past this its backlog is dropped and it gets a
+`resync` event: it takes a new snapshot and replays what it missed from disk."""
 
 
 # ---------------------------------------------------------------------------------- server
@@ -121,7 +124,11 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.greeted = False
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE_LIMIT)
+        self.queue: deque[tuple[float, bytes]] = deque()  # (ts, encoded event)
+        self.replayed_until: float | None = None
+        self.queued_bytes = 0
+        self._queued = asyncio.Event()
+        self.dropped = 0
         self.unsubscribe = None
         self.pump: asyncio.Task | None = None
         self.lanes: set[str] | None = None
@@ -160,8 +167,11 @@ class _Connection:
             await self.send({"id": request_id, **reply})
 
     async def send(self, message: dict[str, Any]) -> None:
+        await self.send_raw(protocol.encode(message))
+
+    async def send_raw(self, data: bytes) -> None:
         try:
-            self.writer.write(protocol.encode(message))
+            self.writer.write(data)
             await self.writer.drain()
         except (ConnectionError, RuntimeError):
             pass
@@ -247,6 +257,9 @@ class _Connection:
             self.engine.lane(name)
         self.lanes = set(lanes) if lanes else None
         self.lagged = False
+        self.queue.clear()
+        self.queued_bytes = 0
+        self.replayed_until = None
         self.unsubscribe = self.engine.subscribe(self._enqueue)
         replayed = 0
         if since is not None:
@@ -262,31 +275,45 @@ class _Connection:
                 await self.send({"event": event})
             replayed = len(backlog)
             self.replayed_until = backlog[-1]["ts"] if backlog else since
-        else:
-            self.replayed_until = None
         self.pump = asyncio.create_task(self._pump())
         return {"ok": True, "replayed": replayed}
 
     def _enqueue(self, event: Event) -> None:
         if self.lanes is not None and event.get("lane") not in self.lanes:
             return
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.lagged = True  # the client is too slow; it is told to resync below
+        data = protocol.encode({"event": event})
+        if self.queued_bytes + len(data) > SUBSCRIBER_QUEUE_BYTES:
+            # Too far behind: drop its backlog (it is on disk) and tell it to resync.
+            if not self.lagged:
+                log.warning("a client fell %d bytes behind; dropping its backlog and asking it to resync",
+                            self.queued_bytes)
+            self.dropped += len(self.queue) + 1
+            self.queue.clear()
+            self.queued_bytes = 0
+            self.lagged = True
+            self._queued.set()
+            return
+        ts = event.get("ts", 0)
+        self.queue.append((ts if isinstance(ts, (int, float)) else 0, data))
+        self.queued_bytes += len(data)
+        self._queued.set()
 
     async def _pump(self) -> None:
         while True:
-            event = await self.queue.get()
-            if event is None:
-                return
-            if self.replayed_until is not None and event.get("ts", 0) <= self.replayed_until:
-                continue
+            await self._queued.wait()
+            self._queued.clear()
             if self.lagged:
                 self.lagged = False
+                dropped, self.dropped = self.dropped, 0
                 await self.send({"event": {"ts": time.time(), "lane": "-", "type": "resync",
+                                           "dropped": dropped,
                                            "reason": "client fell behind; take a new snapshot"}})
-            await self.send({"event": event})
+            while self.queue and not self.lagged:
+                ts, data = self.queue.popleft()
+                self.queued_bytes -= len(data)
+                if self.replayed_until is not None and ts <= self.replayed_until:
+                    continue  # replayed from disk already
+                await self.send_raw(data)
 
     def stop_pump(self) -> None:
         if self.unsubscribe:
