@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from autoresearch_tui.engine.core.ledger import RESERVED_COLUMNS
 from autoresearch_tui.engine.core.policy import LOOP_LIMITS, LoopSettings
 
 CONFIG_FILENAME = "autoresearch.toml"
@@ -35,7 +36,7 @@ class ExperimentConfig(_Section):
     """Main repo, relative to the config file or absolute."""
     program: str = ""
     """Loop instructions (markdown); "" = the bundled skills/autoresearch-loop."""
-    metric: str = "step_time_ms"
+    metric: str = Field("step_time_ms", pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
     direction: Literal["minimize", "maximize"] = "minimize"
     bench_command: str = "python bench.py"
     """How one run is measured, run inside the lane's fork."""
@@ -49,6 +50,14 @@ class ExperimentConfig(_Section):
     """A run whose metrics.jsonl grows past this is cut off (killed, and read no further)."""
     bench_pass_env: list[str] = Field(default_factory=list)
     """Credential variables a benchmark does need (e.g. HF_TOKEN); all others are withheld."""
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_is_not_a_ledger_column(cls, value):
+        if value in RESERVED_COLUMNS:
+            raise ValueError(f"{value!r} is a ledger column of its own; name the metric "
+                             "after what it measures (e.g. step_time_ms, tokens_per_s)")
+        return value
 
     @field_validator("run_timeout_s", "hang_timeout_s", "max_metrics_mb", mode="before")
     @classmethod

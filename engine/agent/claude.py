@@ -29,7 +29,7 @@ from claude_agent_sdk import (
 )
 
 from autoresearch_tui.engine.agent.processes import AGENT_PIDFILE_VAR, guarded_cli_path
-from autoresearch_tui.engine.agent.tools import LaneTools, ToolSpec
+from autoresearch_tui.engine.agent.tools import LaneTools, ToolAnswer, ToolSpec
 from autoresearch_tui.engine.core.tools import GUARDED_WRITE_TOOLS, TOOL_SERVER_NAME, tool_id
 
 if TYPE_CHECKING:
@@ -211,7 +211,11 @@ def _sdk_tool(spec: ToolSpec):
     """An engine tool as claude-agent-sdk's in-process MCP tool."""
 
     async def call(args: dict[str, Any]) -> dict[str, Any]:
-        answer = await spec.call(args)
+        try:
+            answer = await spec.call(args)
+        except Exception as exc:  # every tool call gets an answer, whatever broke
+            log.exception("tool %s failed", spec.name)
+            answer = ToolAnswer(f"{spec.name} failed: {type(exc).__name__}: {exc}", is_error=True)
         result: dict[str, Any] = {"content": [{"type": "text", "text": answer.text}]}
         if answer.is_error:
             result["is_error"] = True

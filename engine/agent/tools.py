@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -23,6 +24,8 @@ from autoresearch_tui.engine.runs.benchmark import run_benchmark
 
 if TYPE_CHECKING:
     from autoresearch_tui.engine.agent.lane import Lane
+
+log = logging.getLogger(__name__)
 
 EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 RUN_BENCHMARK_SCHEMA = {
@@ -43,6 +46,18 @@ RECORD_RUN_SCHEMA = {
     },
     "required": ["status", "description"],
 }
+
+
+async def in_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """`asyncio.to_thread`, except that a StopIteration raised in the thread arrives as a
+    RuntimeError (asyncio cannot put a StopIteration into a future: the await would hang)."""
+    def call() -> Any:
+        try:
+            return function(*args)
+        except StopIteration as exc:
+            raise RuntimeError(f"StopIteration in {getattr(function, '__name__', function)}") from exc
+
+    return await asyncio.to_thread(call)
 
 
 @dataclass(frozen=True)
@@ -92,7 +107,11 @@ class LaneTools:
         lane, workspace, experiment = self.lane, self.workspace, self.experiment
         description = str(args.get("description", "")).strip()
         extra_args = str(args.get("args", ""))
-        run_id, run_dir = await asyncio.to_thread(record.allocate_run, workspace, lane.name)
+        try:
+            run_id, run_dir = await in_thread(record.allocate_run, workspace, lane.name)
+        except (record.LedgerError, OSError) as exc:
+            lane.emit("warning", where="run_benchmark", message=str(exc))
+            return ToolAnswer(f"run_benchmark refused: {exc}", is_error=True)
         lane.emit("run_started", run_id=run_id, run_dir=str(run_dir), description=description,
                   args=extra_args)
         lane.benchmark_running = True
@@ -122,12 +141,16 @@ class LaneTools:
     async def record_run(self, args: dict[str, Any]) -> ToolAnswer:
         lane = self.lane
         try:
-            answer = await asyncio.to_thread(
+            answer = await in_thread(
                 record.record_run, self.workspace, lane.name, args.get("status", ""),
                 args.get("description", ""), args.get("metric"), args.get("run_dir"))
         except record.LedgerError as exc:
             lane.emit("warning", where="record_run", message=str(exc))
             return ToolAnswer(f"record_run refused: {exc}", is_error=True)
+        except Exception as exc:  # every tool call returns, whatever broke
+            log.exception("lane %s: record_run failed", lane.name)
+            lane.emit("error", where="record_run", message=f"{type(exc).__name__}: {exc}")
+            return ToolAnswer(f"record_run failed: {type(exc).__name__}: {exc}", is_error=True)
         if not answer.get("already_recorded"):
             row = answer.get("row", {})
             lane.emit("run_recorded", run_id=answer["run_id"], status=answer["status"],
@@ -142,7 +165,7 @@ class LaneTools:
         return ToolAnswer(json.dumps(answer, indent=1, default=str))
 
     async def lane_status(self, args: dict[str, Any]) -> ToolAnswer:
-        summary = await asyncio.to_thread(record.lane_summary, self.workspace, self.lane.name)
+        summary = await in_thread(record.lane_summary, self.workspace, self.lane.name)
         snapshot = self.lane.snapshot()
         summary["lane"] = {k: snapshot[k] for k in ("name", "state", "counters", "next_injection")}
         return ToolAnswer(json.dumps(summary, indent=1, default=str))
