@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    from autoresearch_tui.engine.core.secrets import register_secrets_from_env
+
+    register_secrets_from_env(os.environ)  # whatever this command writes or prints stays key-free
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)

@@ -24,6 +24,7 @@ from autoresearch_tui.engine.config import LANE_NAME_PATTERN, Config, LaneConfig
 from autoresearch_tui.engine.core import ledger, policy
 from autoresearch_tui.engine.core.events import Event
 from autoresearch_tui.engine.core.files import atomic_write_text
+from autoresearch_tui.engine.core.secrets import register_secrets_from_env
 from autoresearch_tui.engine.core.lane_state import RUNNING, STOPPED
 from autoresearch_tui.engine.devices.monitoring import lane_chips, load_monitoring, read_device_figures
 from autoresearch_tui.engine.repo.merge import merge_lane
@@ -54,6 +55,8 @@ class Engine:
         self.workspace = Workspace(config)
         # The agent's CLI inherits the engine's environment (keys, base URL, cloud flags).
         self.env = dict(os.environ if env is None else env)
+        # Their exact values are redacted from every file and reply from now on.
+        register_secrets_from_env(self.env)
         # `python` in bench_command means this interpreter (the one with jax), even when the
         # engine was started as .venv/bin/autoresearch-tui without activating the venv.
         bin_dir = os.path.dirname(sys.executable)

@@ -25,6 +25,8 @@ from autoresearch_tui.engine.config import Config
 from autoresearch_tui.engine.daemon.control import acquire_lock, log_path
 from autoresearch_tui.engine.supervisor import Engine, EngineError
 from autoresearch_tui.engine.core.events import Event, tail_events
+from autoresearch_tui.engine.core.render import clean
+from autoresearch_tui.engine.core.secrets import redact, redact_values
 from autoresearch_tui.engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -167,7 +169,9 @@ class _Connection:
             await self.send({"id": request_id, **reply})
 
     async def send(self, message: dict[str, Any]) -> None:
-        await self.send_raw(protocol.encode(message))
+        """A reply or a replayed event: every string redacted on its way out (a ledger row, a
+        run's log, a client-supplied id may carry a key)."""
+        await self.send_raw(protocol.encode(redact_values(message)))
 
     async def send_raw(self, data: bytes) -> None:
         try:
@@ -383,12 +387,38 @@ async def run_foreground(config: Config, *, duration: float | None = None,
     return 0
 
 
+class SafeLogFilter(logging.Filter):
+    """engine.log never holds a credential or a raw control character (a client's request
+    or a tool's output can carry either): each record's text is redacted and cleaned."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed format string: keep what there is
+            message = str(record.msg)
+        safe = _safe_text(message)
+        if safe != message or record.args:
+            record.msg, record.args = safe, None
+        if record.exc_info:  # another handler may have formatted it already: redact that too
+            record.exc_text = record.exc_text or logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = _safe_text(record.exc_text)
+        return True
+
+
+def _safe_text(text: str) -> str:
+    # clean() keeps newlines (tracebacks); other control characters and escapes go.
+    return clean(redact(text))
+
+
 def configure_logging(workspace: Workspace) -> None:
     workspace.state_dir.mkdir(parents=True, exist_ok=True)
     from logging.handlers import RotatingFileHandler
 
     handler = RotatingFileHandler(log_path(workspace), maxBytes=10 * 1024 * 1024, backupCount=3)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(SafeLogFilter())
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)

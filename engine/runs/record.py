@@ -31,6 +31,7 @@ from typing import Any
 
 from autoresearch_tui.engine.core.files import fsync_dir
 from autoresearch_tui.engine.core.git import git
+from autoresearch_tui.engine.core.secrets import redact
 from autoresearch_tui.engine.core.ledger import (
     REQUIRED_COLUMNS, RUN_ID_MAX_DIGITS, RUN_ID_PATTERN, NUMERIC_EXTRAS, STATUSES, TORN_MARK, Frontier,
     as_number, answer_for, check_row, columns, compute_frontier, header_of, parse_ledger, read_ledger,
@@ -232,7 +233,7 @@ def record_run(workspace: Workspace, lane: str, status: str, description: str,
             "commit": commit,
             cfg.metric: format_number(value),
             "status": status,
-            "description": sanitize(description),
+            "description": sanitize(redact(str(description if description is not None else ""))),
             **{k: format_number(measured.get(k)) for k in NUMERIC_EXTRAS if k != cfg.metric},
             "profile": profile,
         }
