@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fnmatch
 import logging
 import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from autoresearch_tui.engine.agent.processes import OWNER_VAR, owner_tag
+from autoresearch_tui.engine.agent.processes import GROUP_RECORD, OWNER_VAR, owner_tag
 from autoresearch_tui.engine.agent.processes import alive as process_alive
 from autoresearch_tui.engine.agent.prompts import lane_variables, loop_program
 from autoresearch_tui.engine.config import Config
@@ -38,6 +39,7 @@ from autoresearch_tui.engine.core.lane_state import (
     LaneRecord, LaneRecordError,
 )
 from autoresearch_tui.engine.core.skills import condensed_program, render_skill
+from autoresearch_tui.engine.runs.metrics import CACHE_FILENAME, METRICS_FILENAME
 from autoresearch_tui.engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -586,14 +588,24 @@ class Lane:
         return "\n\n".join(parts) if parts else None
 
     def check_write(self, tool: str, raw_path: str, cwd: Path | None) -> str | None:
-        """The write guard: None when `tool` may write `raw_path`, else the reason it may not."""
+        """The write guard: None when `tool` may write `raw_path`, else the reason it may not.
+
+        The agent may write its fork, retrospectives/, notes of its own in the lane folder
+        and files under a run folder; never outside the lane folder, and never the files the
+        engine keeps there (engine_owned)."""
         base = cwd or self.workspace.fork_dir(self.name)
         target = Path(raw_path).resolve() if os.path.isabs(raw_path) else (base / raw_path).resolve()
         allowed = self.workspace.lane_dir(self.name).resolve()
         if target == allowed or allowed in target.parents:
-            return None
-        reason = (f"autoresearch write guard: {tool} to {target} is outside this lane's folder "
-                  f"{allowed}. Edit files in your fork {self.workspace.fork_dir(self.name)} only.")
+            owned = engine_owned(target.relative_to(allowed).parts)
+            if owned is None:
+                return None
+            reason = (f"autoresearch write guard: {tool} to {target} is refused: the engine keeps that "
+                      f"file ({owned}). Report runs with record_run; keep notes in "
+                      f"{self.workspace.retrospectives_dir(self.name)} or your fork.")
+        else:
+            reason = (f"autoresearch write guard: {tool} to {target} is outside this lane's folder "
+                      f"{allowed}. Edit files in your fork {self.workspace.fork_dir(self.name)} only.")
         self.emit("tool_denied", tool=tool, path=str(target), reason=reason)
         return reason
 
@@ -673,6 +685,24 @@ class Lane:
     def _drain_messages_prompt(self) -> str:
         return "\n\n".join([self._take_pending_messages(),
                             "[autoresearch] Then continue the loop."])
+
+
+def engine_owned(parts: tuple[str, ...]) -> str | None:
+    """What the engine keeps at this path inside a lane folder (None: the agent may write it)."""
+    if len(parts) == 1:
+        name = parts[0]
+        if name == "results.tsv" or name.startswith(".results.tsv"):
+            return "the lane's ledger"
+        if name.startswith("lane.json") or name.startswith(".lane.json"):
+            return "the lane's state"
+        if fnmatch.fnmatchcase(name, "events*.jsonl") or name.startswith(".events"):
+            return "the lane's event log"
+    if len(parts) == 3 and parts[0] == "runs":
+        if parts[2] == "run.log":
+            return "the run's log, written by the engine's benchmark runner"
+        if parts[2] in (METRICS_FILENAME, CACHE_FILENAME, GROUP_RECORD):
+            return "the run's measurements, written by the benchmark itself"
+    return None
 
 
 def describe_write_error(exc: OSError, where: Path) -> str:
