@@ -11,7 +11,7 @@ import time
 from autoresearch_tui.cli.common import (
     config_from_args, config_parent, error, print_event_json, print_event_line, request_sync,
 )
-from autoresearch_tui.engine.core.render import figure
+from autoresearch_tui.engine.core.render import clean, figure
 from autoresearch_tui.engine.daemon.control import running_pid
 from autoresearch_tui.engine.workspace import Workspace
 
@@ -87,7 +87,7 @@ def status_lines(snapshot: dict) -> list[str]:
             f"{'-' if change is None else f'{change:+.1f}%':>8} "
             f"${lane.get('counters', {}).get('cost_usd', 0.0):>8.4f}  {_ago(lane.get('last_activity'))}"
         )
-    return lines
+    return [clean(line) for line in lines]  # a folder or a reason may hold escape sequences
 
 
 def parse_since(text: str | None) -> float | None:

@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from autoresearch_tui.engine.core.events import dumps
+
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 1024 * 1024
 
@@ -98,7 +100,7 @@ def request_id_of(line: bytes | str) -> Any:
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    return (json.dumps(message, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    return (dumps(message) + "\n").encode("utf-8")
 
 
 SUN_PATH_MAX = 107

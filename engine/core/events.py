@@ -36,13 +36,22 @@ PENDING_LIMIT_BYTES = 8 * 1024 * 1024
 """Events kept in memory while the disk refuses writes; past this the oldest are lost (counted)."""
 
 
+_C1_ESCAPES = {code: f"\\u{code:04x}" for code in (0x7F, *range(0x80, 0xA0))}
+
+
+def dumps(value: Any) -> str:
+    """One JSON line of text: UTF-8 as is, but DEL and C1 controls escaped (\\u009d), so a log shown
+    with `cat` or `tail -f` cannot drive the terminal (json escapes C0 itself)."""
+    return json.dumps(value, ensure_ascii=False, default=str).translate(_C1_ESCAPES)
+
+
 def make_event(lane: str, type: str, **fields: Any) -> Event:
     return {"ts": time.time(), "lane": lane, "type": type, **fields}
 
 
 def encode_event(event: Event) -> str:
     """The event's line in events.jsonl (redacted, with its newline)."""
-    return json.dumps(redact_values(event), ensure_ascii=False, default=str) + "\n"
+    return dumps(redact_values(event)) + "\n"
 
 
 def append_event(path: Path | str, event: Event) -> None:
@@ -95,7 +104,7 @@ class EventLog:
     def append(self, event: Event) -> Event:
         """Write one event; returns it as written (credentials redacted) for publishing."""
         event = redact_values(event)
-        line = (json.dumps(event, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        line = (dumps(event) + "\n").encode("utf-8")
         with self._lock:
             self._pending.append(line)
             self._pending_bytes += len(line)

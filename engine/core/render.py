@@ -58,7 +58,7 @@ def event_detail(event: dict[str, Any]) -> str:
     if kind == "assistant_text":
         return one_line(event.get("text", ""))
     if kind == "tool_use":
-        return f"{event.get('tool')} {one_line(json.dumps(event.get('input', {}), ensure_ascii=False, default=str))}"
+        return one_line(f"{event.get('tool')} {json.dumps(event.get('input', {}), ensure_ascii=False, default=str)}")
     if kind == "tool_result":
         return ("ERROR " if event.get("is_error") else "") + one_line(event.get("output", ""))
     if kind == "lane_state":
@@ -118,7 +118,7 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
         return _indent(f"{t} {who}: ", event.get("text", ""), "         ")
     if kind == "tool_use":
         tool = short_tool_name(str(event.get("tool", "?")))
-        return _indent(f"{t} → {tool}: ", _tool_input(tool, event.get("input")), "           ")
+        return _indent(f"{t} → {one_line(tool, 80)}: ", _tool_input(tool, event.get("input")), "           ")
     if kind == "tool_result":
         lines = clean(event.get("output", "")).split("\n")
         if len(lines) > TOOL_OUTPUT_LINES:
@@ -127,21 +127,22 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
         head = f"{t} ← {'ERROR ' if event.get('is_error') else ''}result"
         return [head, *("  │ " + line for line in lines)]
     if kind == "injection":
-        return [f"{t} ⟳ injection ({event.get('kind', '?')}): {clean(event.get('reason', ''))}"]
+        return [f"{t} ⟳ injection ({clean(event.get('kind', '?'))}): {clean(event.get('reason', ''))}"]
     if kind == "stop_blocked":
-        return [f"{t} ⛔ stop blocked ({event.get('kind', '?')}): {clean(event.get('reason', ''))}"]
+        return [f"{t} ⛔ stop blocked ({clean(event.get('kind', '?'))}): {clean(event.get('reason', ''))}"]
     if kind == "stop_allowed":
         return [f"{t} ✓ stop allowed: {clean(event.get('reason', ''))}"]
     if kind == "run_started":
-        return [f"{t} ▶ run {event.get('run_id')} started: {clean(event.get('description', ''))}"]
+        return [f"{t} ▶ run {clean(event.get('run_id'))} started: {clean(event.get('description', ''))}"]
     if kind == "run_output":  # the benchmark's own output, streamed while it runs
         return ["  ┊ " + line for line in clean(event.get("text", "")).rstrip("\n").split("\n")]
     if kind == "run_finished":
         summary = event.get("summary") or {}
         median = summary.get("step_time_median_s")
         shown = f": step_time_ms {figure(median * 1000)}" if isinstance(median, (int, float)) else ""
-        return [f"{t} ■ run {event.get('run_id')} {event.get('status')} in "
-                f"{event.get('seconds', 0):.1f}s{shown}"]
+        seconds = event.get("seconds")
+        took = f" in {seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
+        return [f"{t} ■ run {clean(event.get('run_id'))} {clean(event.get('status'))}{took}{shown}"]
     if kind == "metric" and event.get("kind") != "summary":
         return []  # per-step metrics are too many for the transcript; the lane list shows them
     if kind in ("cost", "session"):
@@ -179,4 +180,4 @@ def decision_row(event: dict[str, Any]) -> tuple[str, str, str]:
         detail = event.get("reason", "")
     else:
         what = kind
-    return stamp(event.get("ts")), what, " ".join(clean(detail).split())[:300]
+    return stamp(event.get("ts")), one_line(what, 80), " ".join(clean(detail).split())[:300]

@@ -10,6 +10,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
+from autoresearch_tui.engine.core.render import clean
 from autoresearch_tui.tui.store import STATE_ICONS
 
 STATE_STYLES = {
@@ -67,7 +68,7 @@ def lane_text(lane: dict[str, Any], index: int) -> Text:
     text.append(f"\n  next inj {fmt_next_injection(lane.get('next_injection'))}"
                 f"  blocks {policy.get('stops_blocked', 0)}", style="dim")
     if state == "needs_attention" and lane.get("needs_attention_reason"):
-        text.append(f"\n  {lane['needs_attention_reason'][:60]}", style="red")
+        text.append(f"\n  {clean(lane['needs_attention_reason'])[:60]}", style="red")
     return text
 
 
