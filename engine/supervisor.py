@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import sys
 import time
 import tomllib
@@ -20,7 +19,7 @@ import tomli_w
 
 from autoresearch_tui.engine.agent.lane import Lane
 from autoresearch_tui.engine.agent.tools import frontier_view
-from autoresearch_tui.engine.config import LANE_NAME_PATTERN, Config, LaneConfig
+from autoresearch_tui.engine.config import Config, LaneConfig, valid_lane_name
 from autoresearch_tui.engine.core import ledger, policy
 from autoresearch_tui.engine.core.events import Event
 from autoresearch_tui.engine.core.files import atomic_write_text
@@ -237,8 +236,10 @@ class Engine:
         return f"lane {lane} stopped"
 
     def add_lane(self, name: str, focus: str = "") -> str:
-        if not re.match(LANE_NAME_PATTERN, name):
-            raise EngineError(f"invalid lane name {name!r}: letters, digits, '-', '_' and '.' only")
+        if not valid_lane_name(name):
+            raise EngineError(f"invalid lane name {name!r}: up to 40 letters, digits, '-', '_' and '.'")
+        if len(focus) > 20000 or "\x00" in focus:
+            raise EngineError("invalid focus: at most 20000 characters, no NUL byte")
         if name in self.lanes:
             raise EngineError(f"lane {name!r} already exists")
         # The new lane lives for this engine's lifetime; persist it so a restart keeps it.
