@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch_tui.engine.core.events import dumps
+from autoresearch_tui.engine.core.ledger import RUN_ID_PATTERN
 
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 1024 * 1024
@@ -61,6 +62,10 @@ def parse_request(line: bytes | str) -> dict[str, Any]:
         request = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"request is not JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise ProtocolError("request is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ProtocolError(f"request is not usable JSON: {str(exc)[:120]}") from None
     if not isinstance(request, dict):
         raise ProtocolError("request must be a JSON object")
     op = request.get("op")
@@ -78,7 +83,16 @@ def parse_request(line: bytes | str) -> dict[str, Any]:
     for name in ("lane", "text", "name", "focus", "run_id"):
         if name in request and not isinstance(request[name], str):
             raise ProtocolError(f"{name!r} must be a string")
-    if "limit" in request and not (isinstance(request["limit"], int) and 0 < request["limit"] <= 10000):
+    if "run_id" in request and not RUN_ID_PATTERN.match(request["run_id"]):
+        raise ProtocolError("'run_id' must be a run number such as 0001")
+    if "name" in request and len(request["name"]) > 200:
+        raise ProtocolError("'name' is too long")
+    if request.get("types") is not None and not (
+        isinstance(request["types"], list) and all(isinstance(x, str) for x in request["types"])
+    ):
+        raise ProtocolError("'types' must be a list of event types or null")
+    if "limit" in request and not (isinstance(request["limit"], int) and not isinstance(request["limit"], bool)
+                                   and 0 < request["limit"] <= 10000):
         raise ProtocolError("'limit' must be an integer from 1 to 10000")
     if "lanes" in request and request["lanes"] is not None and not (
         isinstance(request["lanes"], list) and all(isinstance(x, str) for x in request["lanes"])
@@ -94,7 +108,7 @@ def request_id_of(line: bytes | str) -> Any:
     """The request's id if the line is a JSON object with one (so errors can be matched)."""
     try:
         request = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return request.get("id") if isinstance(request, dict) else None
 

@@ -64,9 +64,10 @@ def sanitize(text: Any, limit: int = MAX_DESCRIPTION) -> str:
 
 def format_number(value: float | None) -> str:
     """A ledger field: ten significant digits, so float noise (6.765000000000001) never shows."""
-    if value is None or not math.isfinite(value):
+    value = as_number(value)
+    if value is None:
         return ""
-    return f"{float(value):.10g}"
+    return f"{value:.10g}"
 
 
 def as_number(value: Any) -> float | None:
@@ -74,7 +75,7 @@ def as_number(value: Any) -> float | None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
         return None
     return number if math.isfinite(number) else None
 

@@ -38,9 +38,11 @@ def figure(value: Any, digits: int = 6) -> str:
     """A number as a person reads it: `6.765`, not `6.765000000000001`; '-' for none."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "-" if value is None else str(value)
+    if isinstance(value, int):
+        # str() of a huge int is slow, and refused past 4300 digits: say how big it is.
+        return str(value) if abs(value) < 10 ** 15 else f"{value:.6g}" if value.bit_length() < 1000 \
+            else f"~{int(value.bit_length() * 0.30103) + 1}-digit integer"
     if not math.isfinite(value):
-        return str(value)
-    if isinstance(value, int) and abs(value) < 10 ** 15:
         return str(value)
     return f"{value:.{digits}g}"
 

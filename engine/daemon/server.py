@@ -31,6 +31,11 @@ from autoresearch_tui.engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
+MAX_CONNECTIONS = 64
+"""More is a leak or an attack: each holds a file descriptor the benchmarks may need."""
+HELLO_TIMEOUT_S = 10.0
+IDLE_TIMEOUT_S = 600.0
+"""A connection that is not subscribed and sends nothing for this long is closed."""
 SUBSCRIBER_QUEUE_BYTES = 16 * 1024 * 1024
 """Encoded events waiting for one slow client. Past this its backlog is dropped and it gets a
 `resync` event: it takes a new snapshot and replays what it missed from disk."""
@@ -94,6 +99,14 @@ class EngineServer:
                 self.path.unlink()
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._connections) >= MAX_CONNECTIONS:
+            log.warning("refused a connection: %d already open", len(self._connections))
+            with contextlib.suppress(Exception):
+                writer.write(protocol.encode({"id": None, "ok": False, "error":
+                                              f"too many connections ({MAX_CONNECTIONS} open); try again later"}))
+                await asyncio.wait_for(writer.drain(), timeout=2)
+            writer.close()
+            return
         task = asyncio.current_task()
         if task:
             self._connections.add(task)
@@ -143,8 +156,13 @@ class _Connection:
             await self.send({"id": None, "ok": False, "error": "connection refused: another user"})
             return
         while True:
+            timeout = None if self.pump is not None else IDLE_TIMEOUT_S if self.greeted else HELLO_TIMEOUT_S
             try:
-                line = await self.reader.readline()
+                line = await asyncio.wait_for(self.reader.readline(), timeout)
+            except asyncio.TimeoutError:
+                await self.send({"id": None, "ok": False,
+                                 "error": f"no request for {timeout:.0f}s: closing this connection"})
+                return
             except (asyncio.LimitOverrunError, ValueError):
                 await self.send({"id": None, "ok": False,
                                  "error": f"request longer than {protocol.MAX_LINE_BYTES} bytes"})

@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 
 import pytest
 
@@ -62,7 +63,7 @@ async def test_the_key_is_redacted_from_every_file_and_reply(tmp_path):
         writer.close()
         ensure_fork(workspace, "a")
         record_run(workspace, "a", "discard", f"tried with {KEY}", metric=11.0)
-        logging.getLogger("autoresearch_tui.test").error("a request named %s", KEY)
+        logging.getLogger("autoresearch_tui.test").error("a request named %s \x1b]0;t\x07\x9d0;t\x9c", KEY)
         try:
             raise ValueError(f"bad run id {KEY}")
         except ValueError:
@@ -83,3 +84,4 @@ async def test_the_key_is_redacted_from_every_file_and_reply(tmp_path):
     engine_log = log_path(workspace).read_text()
     assert "a request named [redacted]" in engine_log and "bad run id [redacted]" in engine_log
     assert KEY not in engine_log
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", engine_log)  # no raw controls either

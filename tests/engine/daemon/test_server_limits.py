@@ -88,3 +88,57 @@ async def test_the_ui_takes_a_new_snapshot_and_replays_what_it_missed_after_a_re
     lines = list(store.feed("a").lines)
     await bridge.close()
     assert [sum(f"burst {i} " in line for line in lines) for i in range(60)] == [1] * 60
+
+
+async def test_connections_are_capped_and_idle_ones_time_out(served, monkeypatch):
+    engine, server = served
+    monkeypatch.setattr(server_module, "MAX_CONNECTIONS", 5)
+    monkeypatch.setattr(server_module, "HELLO_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(server_module, "IDLE_TIMEOUT_S", 1.0)
+    held = [await raw_client(server.path) for _ in range(5)]
+    for _reader, _writer, ask in held[:4]:
+        assert (await ask({"id": 1, "op": "hello", "version": 1}))["ok"]
+    extra_reader, extra_writer, _ = await raw_client(server.path)
+    refused = json.loads(await asyncio.wait_for(extra_reader.readline(), 10))
+    assert refused["ok"] is False and "too many connections" in refused["error"]
+    assert await asyncio.wait_for(extra_reader.read(), 5) == b""  # and closed
+    # The fifth never said hello; the others went quiet: all are closed in time.
+    for reader, _writer, _ask in held:
+        last = None
+        while line := await asyncio.wait_for(reader.readline(), 10):
+            last = json.loads(line)
+        assert last is not None and "closing this connection" in last["error"]
+    _reader, _writer, ask = await raw_client(server.path)
+    assert (await ask({"id": 2, "op": "hello", "version": 1}))["ok"]  # room again
+    subscribed_reader, _w, subscribe = await raw_client(server.path)
+    await subscribe({"id": 3, "op": "hello", "version": 1})
+    await subscribe({"id": 4, "op": "subscribe"})
+    await asyncio.sleep(1.5)  # a subscribed client (a TUI) is never idle
+    engine._publish({"ts": time.time(), "lane": "a", "type": "warning", "message": "still here"})
+    assert "still here" in (await asyncio.wait_for(subscribed_reader.readline(), 5)).decode()
+
+
+async def test_hostile_requests_get_one_line_answers_and_the_connection_survives(served, caplog):
+    engine, server = served
+    reader, writer, ask = await raw_client(server.path)
+    assert (await ask({"id": 1, "op": "hello", "version": 1}))["ok"]
+
+    async def raw(line: bytes) -> dict:
+        writer.write(line + b"\n")
+        await writer.drain()
+        return json.loads(await asyncio.wait_for(reader.readline(), 10))
+
+    deep = await raw(b"[" * 100_000)
+    assert deep["ok"] is False and "nested too deeply" in deep["error"]
+    types = await ask({"id": 2, "op": "history", "lane": "a", "types": 5})
+    assert types["ok"] is False and "'types' must be a list" in types["error"]
+    traversal = await ask({"id": 3, "op": "run_details", "lane": "a", "run_id": "../../../etc/passwd"})
+    assert traversal["ok"] is False and "run number" in traversal["error"]
+    newline = await ask({"id": 4, "op": "add_lane", "name": "x\n"})
+    assert newline["ok"] is False and newline["error"].startswith("invalid lane name")
+    assert "validation error" not in newline["error"] and "\n" not in newline["error"]
+    hostile_lane = await ask({"id": 5, "op": "pause", "lane": "\x1b]0;pwned\x07\x9d0;x\x9c"})
+    assert hostile_lane["ok"] is False
+    assert (await ask({"id": 6, "op": "ping"}))["ok"] is True  # still connected
+    writer.close()
+    assert "x" not in engine.lanes  # nothing was added

@@ -86,3 +86,23 @@ async def test_record_run_answers_even_when_the_ledger_code_raises_stop_iteratio
     answer = await asyncio.wait_for(LaneTools(lane).record_run({"status": "keep", "description": "x"}),
                                     timeout=10)
     assert answer.is_error and "record_run failed" in answer.text
+
+
+def test_a_400_digit_integer_in_a_summary_leaves_the_run_recordable(ws):
+    from autoresearch_tui.engine.runs.metrics import MetricsWatcher, read_run_summary
+
+    run_id, run_dir = allocate_run(ws, "a")
+    huge = "9" * 400
+    (run_dir / "metrics.jsonl").write_text(
+        '{"v": 1, "kind": "step", "step": 1, "step_time_s": %s}\n'
+        '{"v": 1, "kind": "summary", "step_time_median_s": 0.01, "mfu": %s, "compile_s": %s}\n'
+        % (huge, huge, huge))
+    summary, _profile, warnings = read_run_summary(run_dir / "metrics.jsonl")
+    assert summary is None and warnings  # a number no float can hold is a bad record, said so
+    watcher = MetricsWatcher("a", ws.runs_dir("a"), "minimize", lambda event: None)
+    assert [e["type"] for e in watcher.scan_once()] == ["warning", "warning"]
+    answer = record_run(ws, "a", "crash", "overflowing summary", run_dir=run_id)
+    assert answer["run_id"] == run_id and answer["status"] == "crash"
+    answer = record_run(ws, "a", "keep", "claimed", metric=float(10**300), run_dir=allocate_run(ws, "a")[0])
+    rows, row_warnings = read_ledger(ws.ledger_path("a"), "step_time_ms")
+    assert row_warnings == [] and len(rows) == 2
