@@ -763,25 +763,40 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _lines_from_end(path: Path, block: int = 1 << 20):
-    """(raw line, its end offset) of a file, last first; the unterminated tail comes first."""
+_MARKERS = (b'"summary"', b'"profile"')
+
+
+def _marked_lines_from_end(path: Path, block: int = 1 << 20):
+    """(line, its start offset, bytes searched so far) for each line that mentions a summary
+    or a profile, last first. The search runs in C (bytes.rfind), so a gigabyte of step
+    records costs a read, not a Python loop per line. An unterminated last line counts."""
     with open(path, "rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        position = handle.tell()
-        remainder = b""
-        end = position
+        position = handle.seek(0, os.SEEK_END)
+        size = position
+        carry = b""  # the start of a line that began before the block just read
         while position > 0:
-            size = min(block, position)
-            position -= size
+            length = min(block, position)
+            position -= length
             handle.seek(position)
-            data = handle.read(size) + remainder
-            lines = data.split(b"\n")
-            remainder = lines.pop(0)
-            for line in reversed(lines):
-                yield line, end
-                end -= len(line) + 1
-        if remainder:
-            yield remainder, end
+            data = handle.read(length) + carry
+            if position > 0:
+                first = data.find(b"\n")
+                if first < 0:  # one line longer than the block: keep it only while it is sane
+                    carry = data if len(data) <= MAX_LINE_BYTES else b""
+                    continue
+                carry, body, base = data[: first + 1], data[first + 1:], position + first + 1
+            else:
+                carry, body, base = b"", data, 0
+            found: dict[int, int] = {}  # line start -> line end, within body
+            for marker in _MARKERS:
+                end = len(body)
+                while (at := body.rfind(marker, 0, end)) >= 0:
+                    line_start = body.rfind(b"\n", 0, at) + 1
+                    line_end = body.find(b"\n", at)
+                    found[line_start] = len(body) if line_end < 0 else line_end
+                    end = line_start
+            for line_start in sorted(found, reverse=True):
+                yield body[line_start:found[line_start]], base + line_start, size - base - line_start
 
 
 def _index_from_end(path: Path, max_bytes: int | None = None, count_lines: bool = True
@@ -790,35 +805,52 @@ def _index_from_end(path: Path, max_bytes: int | None = None, count_lines: bool 
     of a metrics file, reading from its end; at most `max_bytes` are searched."""
     try:
         size = path.stat().st_size
+        with open(path, "rb") as handle:
+            handle.seek(max(0, size - MAX_LINE_BYTES - 1))
+            tail = handle.read()
     except OSError:
         return None, None, 0, 0
+    newline = tail.rfind(b"\n")
+    complete_end = size - len(tail) + newline + 1 if newline >= 0 else 0
+    summary, profile, _warnings = _last_records(path, complete_end, max_bytes)
+    try:
+        lines = _count_lines(path, complete_end) if count_lines else 0
+    except OSError:
+        lines = 0
+    return summary, profile, lines, complete_end
+
+
+def _last_records(path: Path, end: int | None = None, max_bytes: int | None = None
+                  ) -> tuple[Record | None, str | None, list[tuple[int, str]]]:
+    """The last summary and profile dir before offset `end`, and (offset, why) for each
+    summary/profile line that does not parse (at most MAX_WARNINGS_PER_FILE)."""
     summary: Record | None = None
     profile: str | None = None
-    searched = 0
-    complete_end = None
+    bad: list[tuple[int, str]] = []
+    summary_found_at = None
     try:
-        for raw, end in _lines_from_end(path):
-            if complete_end is None:
-                complete_end = end if end == size and not raw else (size - len(raw))
-            searched += len(raw) + 1
-            if (summary is None or profile is None) and raw.strip() and (
-                    b'"summary"' in raw or b'"profile"' in raw):
-                try:
-                    record = parse_metrics_line(raw)
-                except MetricsParseError:
-                    record = {}
-                if summary is None and record.get("kind") == "summary":
-                    summary = record
-                elif profile is None and record.get("kind") == "profile":
-                    profile = record["dir"]
-            if (summary is not None and profile is not None) or (max_bytes and searched >= max_bytes):
+        for raw, start, searched in _marked_lines_from_end(path):
+            if end is not None and start >= end:
+                continue
+            if max_bytes is not None and searched > max_bytes:
                 break
-            if summary is not None and searched > PROFILE_SEARCH_BYTES:
+            if summary_found_at is not None and searched - summary_found_at > PROFILE_SEARCH_BYTES:
                 break
-        lines = _count_lines(path, complete_end or 0) if count_lines else 0
+            try:
+                record = parse_metrics_line(raw)
+            except MetricsParseError as exc:
+                if len(bad) < MAX_WARNINGS_PER_FILE:
+                    bad.append((start, str(exc)))
+                continue
+            if summary is None and record.get("kind") == "summary":
+                summary, summary_found_at = record, searched
+            elif profile is None and record.get("kind") == "profile":
+                profile = record["dir"]
+            if summary is not None and profile is not None:
+                break
     except OSError:
-        return summary, profile, 0, 0
-    return summary, profile, lines, complete_end or 0
+        pass
+    return summary, profile, bad
 
 
 PROFILE_SEARCH_BYTES = 64 << 20
@@ -839,33 +871,17 @@ def _count_lines(path: Path, end: int) -> int:
 def read_run_summary(path: Path | str) -> tuple[Record | None, str | None, list[str]]:
     """(last summary record, last profile dir, warnings) of a finished run's metrics.jsonl.
 
-    The one reader for the ledger (record_run) and the benchmark answer. It reads from the
-    end (a run's summary is its last word), so a week of step records costs nothing; bad
-    summary or profile lines are skipped with a warning naming the line, a missing file is
-    simply no summary."""
+    The one reader for the ledger (record_run) and the benchmark answer. It searches from
+    the end for summary and profile lines (a run's summary is its last word), so a week of
+    step records costs one read; a summary or profile line that does not parse is skipped
+    with a warning naming its line; a missing file is simply no summary."""
     path = Path(path)
-    summary: Record | None = None
-    profile: str | None = None
-    bad: list[tuple[int, str]] = []  # (byte offset of the line's end, message)
-    searched = 0
-    try:
-        for raw, end in _lines_from_end(path):
-            searched += len(raw) + 1
-            if raw.strip() and _needs_parsing(raw):
-                try:
-                    record = parse_metrics_line(raw)
-                except MetricsParseError as exc:
-                    if len(bad) < MAX_WARNINGS_PER_FILE:
-                        bad.append((end, str(exc)))
-                    continue
-                if summary is None and record.get("kind") == "summary":
-                    summary = record
-                elif profile is None and record.get("kind") == "profile":
-                    profile = record["dir"]
-            if summary is not None and (profile is not None or searched > PROFILE_SEARCH_BYTES):
-                break
-        warnings = [f"metrics.jsonl line {_count_lines(path, end - len(b'x')) + 1}: {message}"
-                    for end, message in reversed(bad)]
-    except OSError:
-        return summary, profile, []
+    summary, profile, bad = _last_records(path)
+    warnings = []
+    for start, message in reversed(bad):
+        try:
+            number = _count_lines(path, start) + 1
+        except OSError:
+            number = 0
+        warnings.append(f"metrics.jsonl line {number}: {message}")
     return summary, profile, warnings
