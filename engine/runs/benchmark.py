@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
+import select
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,15 +84,24 @@ class OutputSample:
         self._unsent = 0
         self.shown = 0
         self.hidden = 0
+        self._lock = threading.Lock()  # fed by the pump thread, taken on the event loop
 
     def feed(self, chunk: bytes) -> None:
-        self._tail += chunk
-        if len(self._tail) > 2 * self.piece_bytes:
-            del self._tail[: len(self._tail) - self.piece_bytes]
-        self._unsent += len(chunk)
+        with self._lock:
+            if len(chunk) >= self.piece_bytes:
+                self._tail = bytearray(chunk[-self.piece_bytes:])
+            else:
+                self._tail += chunk
+                if len(self._tail) > 2 * self.piece_bytes:
+                    del self._tail[: len(self._tail) - self.piece_bytes]
+            self._unsent += len(chunk)
 
     def take(self) -> str | None:
         """The next piece to show, or None (nothing new, or the run's sample is used up)."""
+        with self._lock:
+            return self._take()
+
+    def _take(self) -> str | None:
         if not self._unsent:
             return None
         if self.shown >= self.total_bytes:
@@ -147,44 +159,60 @@ async def run_benchmark(
     last_activity = started
     status = "ok"
     sample = OutputSample()
-    # Buffered: the pipe is drained at full speed and run.log is flushed a few times a second.
+    # The pipe is drained at full speed by a thread (a 1 MB pipe, blocking reads, a buffered
+    # run.log flushed a few times a second): output never slows the benchmark down.
+    read_fd, write_fd = os.pipe()
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(read_fd, fcntl.F_SETPIPE_SZ, PIPE_READ_BYTES)
     with open(log_path, "ab", buffering=1 << 20) as log_file:
         log_file.write(redact_output(f"$ {full_command}\n".encode()))
         log_file.flush()
-        process = await asyncio.create_subprocess_exec(
-            *pdeathsig_prefix(), "/bin/sh", "-c", full_command, cwd=str(cwd), env=run_env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, start_new_session=True,  # its own process group
-            limit=PIPE_READ_BYTES,
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *pdeathsig_prefix(), "/bin/sh", "-c", full_command, cwd=str(cwd), env=run_env,
+                stdin=asyncio.subprocess.DEVNULL, stdout=write_fd, stderr=write_fd,
+                start_new_session=True,  # its own process group
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
         record_group(run_dir, process.pid)  # a restarted engine reaps exactly this group
         group = read_process(process.pid)
+        pump_stop = threading.Event()
 
-        async def pump() -> None:
+        def pump() -> None:
             nonlocal last_activity
-            assert process.stdout is not None
             carry = b""  # an unfinished last line: redacted once it is whole
-            while True:
-                chunk = await process.stdout.read(PIPE_READ_BYTES)
-                if not chunk:
-                    break
-                last_activity = time.monotonic()
-                data = carry + chunk
-                cut = data.rfind(b"\n") + 1
-                if cut == 0 and len(data) > CARRY_LIMIT:
-                    cut = len(data)
-                carry = data[cut:]
-                log_file.write(redact_output(data[:cut]))
-                sample.feed(chunk)
-            if carry:
-                log_file.write(redact_output(carry))
+            try:
+                while True:
+                    if not select.select([read_fd], [], [], 0.5)[0]:
+                        if pump_stop.is_set():
+                            break  # something outside the group still holds the pipe open
+                        continue
+                    chunk = os.read(read_fd, PIPE_READ_BYTES)
+                    if not chunk:
+                        break
+                    last_activity = time.monotonic()
+                    data = carry + chunk if carry else chunk
+                    cut = data.rfind(b"\n") + 1
+                    if cut == 0 and len(data) > CARRY_LIMIT:
+                        cut = len(data)
+                    carry = data[cut:]
+                    log_file.write(redact_output(data[:cut]))
+                    sample.feed(chunk)
+                if carry:
+                    log_file.write(redact_output(carry))
+            finally:
+                os.close(read_fd)
 
         def show_sample() -> None:
             piece = sample.take()
             if piece and on_output:
                 on_output(redact(piece))
 
-        pump_task = asyncio.create_task(pump())
+        pump_task = asyncio.create_task(asyncio.to_thread(pump))
         metrics_size = -1
         try:
             while process.returncode is None:
@@ -214,6 +242,9 @@ async def run_benchmark(
             _kill_group(process, group)
             raise
         finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(pump_task), timeout=5)
+            pump_stop.set()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(pump_task, timeout=5)
             # Whatever the run left in its group (a data loader, a server holding the chips).
