@@ -24,17 +24,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from textual import events as textual_events  # noqa: E402
 
 from autoresearch_tui.engine.config import TuiConfig  # noqa: E402
+from autoresearch_tui.engine.core.snapshot import Snapshot  # noqa: E402
 from autoresearch_tui.tui.app import AutoresearchApp  # noqa: E402
 from autoresearch_tui.tui.store import LaneStore  # noqa: E402
 
 LINES_PER_EVENT = 20
 
 
-def snapshot(lanes: int) -> dict:
-    return {"experiment": "bench", "metric": "step_time_ms", "direction": "minimize", "started_at": time.time(),
-            "pid": 0, "scripted": False, "total_cost_usd": 0.0,
-            "lanes": {f"l{i}": {"name": f"l{i}", "state": "running", "counters": {}, "policy": {},
-                                "frontier": {}, "metrics": {"best_history": [10.0, 9.0]}} for i in range(lanes)}}
+def snapshot(lanes: int) -> Snapshot:
+    return Snapshot.from_dict({
+        "experiment": "bench", "metric": "step_time_ms", "direction": "minimize", "started_at": time.time(),
+        "pid": 0, "scripted": False, "total_cost_usd": 0.0,
+        "lanes": {f"l{i}": {"name": f"l{i}", "state": "running",
+                            "frontier": {"runs": 2, "best": 9.0, "best_history": [10.0, 9.0]}} for i in range(lanes)}})
 
 
 def encoded_events(lanes: int, count: int) -> list[bytes]:

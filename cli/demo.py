@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from autoresearch_tui.cli.common import print_event_line
+from autoresearch_tui.cli.common import attach, print_event_line
 from autoresearch_tui.engine.config import load_config
 
 
@@ -37,7 +37,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from autoresearch_tui.engine.daemon.server import run_foreground
 
         return asyncio.run(run_foreground(config, duration=args.duration, on_event=print_event_line))
-    from autoresearch_tui.cli.attach import attach
-
     args.config = str(config_path)
     return attach(args)

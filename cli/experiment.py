@@ -118,16 +118,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_stop_experiment(args: argparse.Namespace) -> int:
-    from autoresearch_tui.cli.lifecycle import cmd_stop
+    from autoresearch_tui.engine.daemon.control import stop_engine
     from autoresearch_tui.engine.repo.forks import ForkError, archive_runs, remove_fork
     from autoresearch_tui.engine.runs.report import write_report
 
     config = config_from_args(args, check_repo=False)
     workspace = Workspace(config)
-    if running_pid(workspace):
-        status = cmd_stop(args)
-        if status:
-            return status
+    stopped, message = stop_engine(workspace)
+    print(message)
+    if not stopped:
+        return 1
     report = write_report(workspace)
     print(f"report: {report} (plot: {report.with_name('progress.png')})")
     failed = 0

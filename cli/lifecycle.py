@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import time
 
 from autoresearch_tui.cli.common import (
-    config_from_args, config_parent, error, print_event_json, print_event_line, request_sync,
+    config_from_args, config_parent, error, print_event_json, print_event_line,
 )
-from autoresearch_tui.engine.daemon.control import DaemonError, running_pid, spawn_daemon
+from autoresearch_tui.engine.daemon.control import DaemonError, running_pid, spawn_daemon, stop_engine
 from autoresearch_tui.engine.workspace import Workspace
 
 STOP_WAIT_S = 60
@@ -85,35 +82,10 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from autoresearch_tui.engine.client import EngineClientError
-
     config = config_from_args(args, check_repo=False)
-    workspace = Workspace(config)
-    pid = running_pid(workspace)
-    if not pid:
-        print("no engine is running for this workspace")
+    stopped, message = stop_engine(Workspace(config), timeout=STOP_WAIT_S)
+    if stopped:
+        print(message)
         return 0
-    try:
-        reply = request_sync(workspace, "stop_engine")
-        print(reply.get("message", "stopping"))
-    except EngineClientError as exc:
-        # Found by its lock, unreachable on its socket: SIGTERM stops it just as gracefully.
-        if pid < 0:
-            error(None, f"an engine holds the workspace lock but cannot be reached ({exc})")
-            return 1
-        print(f"the engine (pid {pid}) does not answer on its socket ({exc}); sending it SIGTERM")
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            error(None, f"not allowed to signal pid {pid}")
-            return 1
-    deadline = time.monotonic() + STOP_WAIT_S
-    while running_pid(workspace) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if running_pid(workspace):
-        error(None, f"the engine did not stop within {STOP_WAIT_S}s")
-        return 1
-    print("engine stopped")
-    return 0
+    error(None, message)
+    return 1

@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from autoresearch_tui.cli.common import PROG, error
+from autoresearch_tui.cli.common import PROG, attach, error
 from autoresearch_tui.engine.config import ConfigError
 from autoresearch_tui.engine.daemon.control import DaemonError
 from autoresearch_tui.engine.protocol import SocketLocationError
@@ -52,8 +52,6 @@ def main(argv: list[str] | None = None) -> int:
     func = getattr(args, "func", None)
     try:
         if func is None:
-            from autoresearch_tui.cli.attach import attach
-
             return attach(args)
         return int(func(args) or 0)
     except ConfigError as exc:

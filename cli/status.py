@@ -11,7 +11,8 @@ import time
 from autoresearch_tui.cli.common import (
     config_from_args, config_parent, error, print_event_json, print_event_line, request_sync,
 )
-from autoresearch_tui.engine.core.render import clean, figure
+from autoresearch_tui.engine.core.lane_state import NEEDS_ATTENTION
+from autoresearch_tui.engine.core.render import clean, figure, one_line
 from autoresearch_tui.engine.daemon.control import running_pid
 from autoresearch_tui.engine.workspace import Workspace
 
@@ -52,7 +53,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                         "a vanished socket is recreated within seconds: try again, or `stop` it. "
                         "Showing what is on disk")
     if snapshot is None:
-        snapshot = offline_snapshot(config)
+        snapshot = offline_snapshot(config).to_dict()
         snapshot["engine"] = engine
     if args.json:
         print(json.dumps(snapshot, indent=2, default=str))
@@ -81,13 +82,42 @@ def status_lines(snapshot: dict) -> list[str]:
     for name, lane in snapshot.get("lanes", {}).items():
         frontier = lane.get("frontier", {}) or {}
         change = frontier.get("change_pct")
+        state = str(lane.get("state", "?"))
+        lease = lane.get("lease") or {}
+        if lease.get("state") == "waiting":  # running, but its benchmark queues for a slot
+            state = lease.get("text") or "waiting for device"
         lines.append(
-            f"{name:<10} {lane.get('state', '?'):<16} {frontier.get('runs', 0):>5} "
+            f"{name:<10} {state:<16} {frontier.get('runs', 0):>5} "
             f"{figure(frontier.get('best')):>18} "
             f"{'-' if change is None else f'{change:+.1f}%':>8} "
             f"${lane.get('counters', {}).get('cost_usd', 0.0):>8.4f}  {_ago(lane.get('last_activity'))}"
         )
+        if lane.get("state") == NEEDS_ATTENTION and lane.get("needs_attention_reason"):
+            lines.append(f"{'':<10} why: {one_line(lane['needs_attention_reason'], 300)}")
+    lines.extend(device_lines(snapshot.get("devices")))
     return [clean(line) for line in lines]  # a folder or a reason may hold escape sequences
+
+
+def device_lines(devices: dict | None) -> list[str]:
+    """Per slot leased or free (lane, since when), and the host's busy share since start."""
+    if not isinstance(devices, dict) or not devices.get("slots"):
+        return []
+    busy = devices.get("busy_share")
+    share = f"{busy * 100:.0f}%" if isinstance(busy, (int, float)) else "-"
+    noun = "core" if devices.get("platform") == "cpu" else "chip"
+    lines = [f"devices: {devices.get('platform', '?')}, {devices.get('chips', '?')} {noun}s, "
+             f"{len(devices['slots'])} slot(s); busy {share} of the time since the engine started"]
+    for slot in devices["slots"]:
+        chips = ",".join(str(c) for c in slot.get("chips", []))
+        if slot.get("state") == "leased":
+            what = f"leased by {slot.get('lane')} ({slot.get('purpose')}), taken {_ago(slot.get('since'))}"
+        else:
+            what = "free"
+        lines.append(f"  slot {slot.get('index')} ({noun}s {chips}): {what}")
+    queue = devices.get("queue") or []
+    if queue:
+        lines.append("  queue: " + ", ".join(f"{w.get('lane')} (waiting, queued {_ago(w.get('since'))})" for w in queue))
+    return lines
 
 
 def parse_since(text: str | None) -> float | None:

@@ -12,6 +12,11 @@ from typing import Any, AsyncIterator
 from autoresearch_tui.engine import protocol
 
 
+LANE_SNAPSHOT = "lane_snapshot"
+"""`stream()` yields pushed lane snapshots as `{"type": LANE_SNAPSHOT, "lane_snapshot": {...}}`
+(never logged: not an event of the lane, the lane's current state)."""
+
+
 class EngineClientError(RuntimeError):
     """The engine refused a request or cannot be reached; the text is for the user."""
 
@@ -76,6 +81,9 @@ class EngineClient:
                 if "event" in message:
                     self.events.put_nowait(message["event"])
                     continue
+                if "lane_snapshot" in message:
+                    self.events.put_nowait({"type": LANE_SNAPSHOT, "lane_snapshot": message["lane_snapshot"]})
+                    continue
                 future = self._pending.get(message.get("id"))
                 if future is not None and not future.done():
                     future.set_result(message)
@@ -89,7 +97,7 @@ class EngineClient:
                     future.set_exception(EngineClientError("the engine closed the connection"))
 
     async def stream(self) -> AsyncIterator[dict[str, Any]]:
-        """Events after `subscribe`, until the connection closes."""
+        """Events (and pushed lane snapshots) after `subscribe`, until the connection closes."""
         while True:
             event = await self.events.get()
             if event is None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from autoresearch_tui.engine.core.ledger import RESERVED_COLUMNS
 from autoresearch_tui.engine.core.policy import LOOP_LIMITS, LoopSettings
+from autoresearch_tui.engine.devices.slots import check_slots
 
 CONFIG_FILENAME = "autoresearch.toml"
 LANE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
@@ -174,11 +175,40 @@ class TuiConfig(_Section):
     desktop_notifications: bool = True
 
 
+MAX_CHIPS = 4096
+
+
+class DevicesConfig(_Section):
+    """How engine-run benchmarks share the host's accelerator (engine/devices/)."""
+
+    platform: Literal["auto", "tpu", "gpu", "cpu"] = "auto"
+    chips: int = Field(0, ge=0, le=MAX_CHIPS)
+    """Accelerator chips on this host (CPU: cores); 0 = detect."""
+    slots: int | list[list[int]] = 1
+    """Benchmark slots: a count (chips split evenly) or explicit chip lists [[0,1],[2,3]]."""
+    agent_shell_device: bool = False
+    """False: the agent's own shell gets JAX_PLATFORMS=cpu and CUDA_VISIBLE_DEVICES=""."""
+
+    @field_validator("slots")
+    @classmethod
+    def _slots_fit(cls, value, info):
+        if isinstance(value, int) and value > MAX_CHIPS:
+            raise ValueError(f"at most {MAX_CHIPS} slots")
+        if isinstance(value, list):
+            if len(value) > MAX_CHIPS or any(len(chips) > MAX_CHIPS for chips in value):
+                raise ValueError(f"at most {MAX_CHIPS} slots and chips")
+            if any(chip > MAX_CHIPS for chips in value for chip in chips):
+                raise ValueError(f"a chip number above {MAX_CHIPS}")
+        check_slots(value, info.data.get("chips") or 0)
+        return value
+
+
 class Config(_Section):
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
     tui: TuiConfig = Field(default_factory=TuiConfig)
+    devices: DevicesConfig = Field(default_factory=DevicesConfig)
     lanes: list[LaneConfig] = Field(min_length=1)
 
     # Not part of the file: where it was loaded from.
@@ -287,10 +317,17 @@ def parse_config(text: str, path: Path) -> Config:
     return config
 
 
+_SLOTS_UNION_TAGS = ("int", "list[list[int]]")
+
+
 def _describe(exc: ValidationError, text: str, path: Path) -> str:
     error = exc.errors()[0]
     loc = tuple(error["loc"])
     message = error["msg"]
+    if loc[:2] == ("devices", "slots") and len(loc) > 2 and loc[2] in _SLOTS_UNION_TAGS:
+        # A value of neither form: one message for the union, not pydantic's per-branch one.
+        loc, message = loc[:2], "expected a slot count (1, 2, ...) or chip lists like [[0, 1], [2, 3]]"
+        error = {**error, "loc": loc, "msg": message, "type": "union"}
     if error["type"] == "value_error" and not loc:
         # Model-level checks phrase their own location ("lanes[1].name: ...").
         message = message.removeprefix("Value error, ")
@@ -299,6 +336,7 @@ def _describe(exc: ValidationError, text: str, path: Path) -> str:
         key = ""
     else:
         key = _dotted(loc)
+        message = message.removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         elif error["type"] == "missing":
@@ -308,6 +346,18 @@ def _describe(exc: ValidationError, text: str, path: Path) -> str:
     line = _line_of(text, loc)
     where = f"{path}:{line}" if line else str(path)
     return f"{where}: {key}: {message}" if key else f"{where}: {message}"
+
+
+def config_error(config: Config, key: str, message: str) -> ConfigError:
+    """A ConfigError for a value that passed validation but cannot work on this host
+    (found later, e.g. by device detection): `path:line: key: message`."""
+    try:
+        text = config.path.read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    line = _line_of(text, tuple(key.split(".")))
+    where = f"{config.path}:{line}" if line else str(config.path)
+    return ConfigError(f"{where}: {key}: {message}")
 
 
 def _dotted(loc: tuple) -> str:

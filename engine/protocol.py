@@ -2,7 +2,9 @@
 
 Client → engine: one request object per line, `{"id": <any>, "op": "<name>", ...args}`.
 Engine → client: replies `{"id": <same>, "ok": true, ...}` / `{"id": ..., "ok": false,
-"error": "<sentence>"}`, and, after `subscribe`, pushed events `{"event": {...}}`.
+"error": "<sentence>"}`, and, after `subscribe`, pushed events `{"event": {...}}` and pushed
+lane snapshots `{"lane_snapshot": {...}}` (engine/core/snapshot.LaneSnapshot) whenever a lane
+changed, at most every 0.25 s per lane.
 
 A connection starts with `hello` (`{"op": "hello", "version": 1}`); a client speaking
 another major version gets an error and may retry with the version the reply names.

@@ -17,22 +17,28 @@ from typing import Any, Callable
 
 import tomli_w
 
+from autoresearch_tui.engine.agent.claude import ClaudeSession
 from autoresearch_tui.engine.agent.lane import Lane
-from autoresearch_tui.engine.agent.tools import frontier_view
 from autoresearch_tui.engine.config import Config, LaneConfig, valid_lane_name
 from autoresearch_tui.engine.core import ledger, policy
 from autoresearch_tui.engine.core.events import Event
 from autoresearch_tui.engine.core.files import atomic_write_text
 from autoresearch_tui.engine.core.secrets import register_secrets_from_env
 from autoresearch_tui.engine.core.lane_state import RUNNING, STOPPED
+from autoresearch_tui.engine.core.snapshot import FrontierView, LaneSnapshot, LiveMetrics, Snapshot
+from autoresearch_tui.engine.devices.host import device_layout
+from autoresearch_tui.engine.devices.leases import LeaseManager
 from autoresearch_tui.engine.devices.monitoring import lane_chips, load_monitoring, read_device_figures
 from autoresearch_tui.engine.repo.merge import merge_lane
 from autoresearch_tui.engine.runs.metrics import MetricsWatcher
-from autoresearch_tui.engine.runs.record import lane_frontier
+from autoresearch_tui.engine.runs.record import FrontierCache
 from autoresearch_tui.engine.runs.views import merge_preview, run_details
 from autoresearch_tui.engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
+
+LANE_PUSH_S = 0.25
+"""How often a changed lane's snapshot is pushed to clients."""
 
 
 class EngineError(Exception):
@@ -68,11 +74,18 @@ class Engine:
         self.lanes: dict[str, Lane] = {}
         self.started_at = time.time()
         self._subscribers: list[Callable[[Event], None]] = []
+        self._snapshot_subscribers: list[Callable[[dict[str, Any]], None]] = []
+        self._changed_lanes: set[str] = set()
+        self.frontiers = FrontierCache(self.workspace)
         self._background: set[asyncio.Task] = set()
         self._stopping = False
         self._watch_stop = asyncio.Event()
         self.watchers: dict[str, Any] = {}
         self.device_figures: dict[str, dict[str, Any]] = {}
+        # The host's device slots (a bad [devices] value is a ConfigError before any lane
+        # starts) and the one lease manager every engine-run benchmark takes a slot from.
+        self.devices = device_layout(config)
+        self.leases = LeaseManager(self.devices.slots)
         self.scripted_model = None
         if config.agent.scripted_demo:
             self._start_scripted_model()
@@ -94,6 +107,9 @@ class Engine:
         return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
 
     def _publish(self, event: Event) -> None:
+        lane = event.get("lane")
+        if isinstance(lane, str):
+            self._changed_lanes.add(lane)
         for callback in list(self._subscribers):
             try:
                 callback(event)
@@ -112,18 +128,22 @@ class Engine:
             storage_retry_s=self.storage_retry_s,
             with_tools=self.with_tools,
             ledger_view=self._ledger_view,
+            session_factory=ClaudeSession,
+            leases=self.leases,
+            platform=self.devices.platform,
         )
         self.lanes[name] = lane
         # Its history (already logged) loads in the background once the engine starts: the
         # socket answers first, however much metrics the lane has piled up.
-        watcher = MetricsWatcher(name, self.workspace.runs_dir(name), self.config.experiment.direction,
-                                 lane.log_event, metric=self.config.experiment.metric,
+        watcher = MetricsWatcher(name, self.workspace.runs_dir(name), lane.log_event,
+                                 metric=self.config.experiment.metric,
                                  max_metrics_bytes=int(self.config.experiment.max_metrics_mb * (1 << 20)))
         self.watchers[name] = watcher
         return lane
 
     def _ledger_view(self, lane: str) -> policy.LedgerView:
-        return frontier_view(self.workspace, lane)
+        frontier, _warnings = self.frontiers.get(lane)
+        return policy.LedgerView(total_runs=frontier.runs, runs_since_best=frontier.runs_since_best)
 
     def _in_background(self, coroutine, name: str) -> None:
         """A task that lives until stop(): watchers, the watchdog, the device poller."""
@@ -138,6 +158,7 @@ class Engine:
         for name in self.lanes:
             self._start_lane(name)
         self._in_background(self._watchdog(self.watchdog_period_s), "watchdog")
+        self._in_background(self._push_lane_snapshots(), "lane-snapshots")
         monitoring = await asyncio.to_thread(load_monitoring)
         if monitoring is not None:
             self._in_background(self._poll_device(monitoring), "device")
@@ -146,7 +167,11 @@ class Engine:
         """TPU duty cycle and HBM per lane (its TPU_VISIBLE_DEVICES chips, else all)."""
         while not self._watch_stop.is_set():
             for name, lane in list(self.lanes.items()):
-                chips = lane_chips(self.config.lane(name).env) if lane._configured() else None
+                lease = self.leases.lane_status(name)
+                if lease and lease["state"] == "leased":
+                    chips = lease["chips"]  # the slot the lane's run is on
+                else:
+                    chips = lane_chips(self.config.lane(name).env) if lane._configured() else None
                 figures = await asyncio.to_thread(read_device_figures, monitoring, chips)
                 if figures:
                     self.device_figures[name] = figures
@@ -201,6 +226,7 @@ class Engine:
             return
         self._stopping = True
         self._watch_stop.set()
+        self.leases.close("the engine is stopping")  # queued runs give up; running ones end with their lanes
         if self._background:
             await asyncio.wait(list(self._background), timeout=5)
         for task in list(self._background):
@@ -287,29 +313,60 @@ class Engine:
         self.lane(lane)
         return await asyncio.to_thread(run_details, self.workspace, lane, run_id)
 
-    def lane_snapshot(self, name: str) -> dict[str, Any]:
-        data = self.lanes[name].snapshot()
+    def lane_snapshot(self, name: str) -> LaneSnapshot:
+        snapshot = self.lanes[name].snapshot()
         try:
-            frontier, warnings = lane_frontier(self.workspace, name)
-            data["frontier"] = frontier.to_dict(self.config.loop.plateau_runs)
-        except Exception as exc:  # a broken ledger shows as a warning, not a dead engine
-            data["frontier"] = {"error": str(exc)}
+            frontier, _warnings = self.frontiers.get(name)
+            snapshot.frontier = FrontierView.from_dict(frontier.to_dict(self.config.loop.plateau_runs))
+        except Exception as exc:  # a broken ledger shows as an error, not a dead engine
+            snapshot.frontier = FrontierView(error=str(exc))
         watcher = self.watchers.get(name)
-        data["metrics"] = watcher.snapshot() if watcher else {}
-        if name in self.device_figures:  # absent (not zero) where no accelerator reports
-            data["device"] = self.device_figures[name]
-        return data
+        if watcher is not None:
+            snapshot.metrics = LiveMetrics.from_dict(watcher.snapshot())
+        snapshot.device = self.device_figures.get(name)  # absent (not zero) where nothing reports
+        snapshot.lease = self.leases.lane_status(name)  # waiting (with its place in line), leased, or None
+        return snapshot
+
+    def devices_snapshot(self) -> dict[str, Any]:
+        """Per slot leased or free, which lane, since when; the queue; the host's busy share."""
+        return {**self.devices.to_dict(), **self.leases.status()}
 
     def snapshot(self) -> dict[str, Any]:
         lanes = {name: self.lane_snapshot(name) for name in self.lanes}
-        return {
-            "workspace": str(self.workspace.root),
-            "experiment": self.config.experiment.name,
-            "metric": self.config.experiment.metric,
-            "direction": self.config.experiment.direction,
-            "started_at": self.started_at,
-            "pid": os.getpid(),
-            "scripted": self.scripted_model is not None,
-            "total_cost_usd": round(sum(l["counters"]["cost_usd"] for l in lanes.values()), 6),
-            "lanes": lanes,
-        }
+        return Snapshot(
+            workspace=str(self.workspace.root),
+            experiment=self.config.experiment.name,
+            metric=self.config.experiment.metric,
+            direction=self.config.experiment.direction,
+            started_at=self.started_at,
+            pid=os.getpid(),
+            scripted=self.scripted_model is not None,
+            total_cost_usd=round(sum(lane.counters.cost_usd for lane in lanes.values()), 6),
+            lanes=lanes,
+            devices=self.devices_snapshot(),
+        ).to_dict()
+
+    # ----------------------------------------------------------------- lane snapshot pushes
+    def subscribe_lane_snapshots(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """`callback(lane_snapshot_dict)` at most every LANE_PUSH_S per lane that changed, so
+        clients show the engine's own figures instead of re-deriving them from events."""
+        self._snapshot_subscribers.append(callback)
+        return lambda: (self._snapshot_subscribers.remove(callback)
+                        if callback in self._snapshot_subscribers else None)
+
+    async def _push_lane_snapshots(self) -> None:
+        while not self._watch_stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._watch_stop.wait(), timeout=LANE_PUSH_S)
+            changed, self._changed_lanes = self._changed_lanes, set()
+            if not self._snapshot_subscribers:
+                continue
+            for name in changed:
+                if name not in self.lanes:
+                    continue
+                data = self.lane_snapshot(name).to_dict()
+                for callback in list(self._snapshot_subscribers):
+                    try:
+                        callback(data)
+                    except Exception:
+                        log.exception("lane snapshot subscriber failed")

@@ -35,6 +35,12 @@ def scripted_model(request: pytest.FixtureRequest) -> Iterator[ScriptedModelServ
 
 
 @pytest.fixture
+def model(scripted_model: ScriptedModelServer) -> ScriptedModelServer:
+    """The scripted model under the short name the integration tests use."""
+    return scripted_model
+
+
+@pytest.fixture
 def cli_home(tmp_path: Path) -> Path:
     home = tmp_path / "home"
     home.mkdir()

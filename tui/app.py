@@ -13,6 +13,7 @@ from textual.screen import Screen
 from autoresearch_tui.engine.config import TuiConfig
 from autoresearch_tui.themes import APP_CSS, DEFAULT_THEME, THEME_VARIABLE_DEFAULTS, THEMES
 from autoresearch_tui.tui.attention import desktop_notification
+from autoresearch_tui.tui.bridge import EngineBridge
 from autoresearch_tui.tui.store import Alert, LaneStore
 from autoresearch_tui.tui.screens.main import MAIN_BINDINGS, MainScreen
 
@@ -57,14 +58,14 @@ class AutoresearchApp(App[str], inherit_bindings=False):
                         f"{', '.join(sorted(known))}", severity="warning", markup=False, timeout=10)
         self.set_keymap(self.keymap)
         if self.bridge is not None:
-            self.bridge.on_disconnect = lambda reason: self.call_later(self._engine_lost, reason)
+            self.bridge.target = self
         self.push_screen(MainScreen(self.store, self.bridge))
         self.set_timer(3.0, gc.freeze)  # start-up objects leave the GC's young generations
 
-    def _engine_lost(self, reason: str) -> None:
+    def on_engine_bridge_lost(self, message: EngineBridge.Lost) -> None:
         main = self.main_screen
         if main is not None:
-            main.engine_lost(reason)
+            main.engine_lost(message.reason)
 
     @property
     def main_screen(self) -> MainScreen | None:

@@ -1,8 +1,8 @@
 """The TUI's side of the engine connection.
 
-`EngineBridge` owns one :class:`autoresearch_tui.engine.client.EngineClient`. Its reader task only calls
-`LaneStore.ingest` (deque appends); the UI flushes on a timer. When the connection drops,
-`on_disconnect` is called once (the app posts a message from it).
+`EngineBridge` owns one :class:`autoresearch_tui.engine.client.EngineClient`. Its reader task only
+calls `LaneStore.ingest` (deque appends); the UI flushes on a timer. When the connection drops,
+it posts one `EngineBridge.Lost` message to its `target` (the app).
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import contextlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from textual.message import Message
+from textual.message_pump import MessagePump
 
 from autoresearch_tui.engine.client import EngineClient, EngineClientError
 from autoresearch_tui.tui.store import LaneStore
@@ -21,12 +24,20 @@ HISTORY_LIMIT = 1500
 
 
 class EngineBridge:
+    class Lost(Message):
+        """The engine connection dropped (the engine stopped, or the socket went away)."""
+
+        def __init__(self, reason: str):
+            super().__init__()
+            self.reason = reason
+
     def __init__(self, socket_path: Path | str, store: LaneStore):
         self.socket_path = Path(socket_path)
         self.store = store
         self.client: EngineClient | None = None
         self._reader: asyncio.Task | None = None
-        self.on_disconnect: Callable[[str], None] | None = None
+        self.target: MessagePump | None = None
+        """Who hears about a lost connection (the app sets itself)."""
         self.connected_at: float | None = None
         self.resyncs = 0
         self._resync_task: asyncio.Task | None = None
@@ -92,8 +103,8 @@ class EngineBridge:
             if isinstance(ts, (int, float)):
                 self.last_seen_ts = max(self.last_seen_ts, ts)
             ingest(event)
-        if client is self.client and self.on_disconnect is not None:
-            self.on_disconnect("the engine closed the connection")
+        if client is self.client and self.target is not None:
+            self.target.post_message(self.Lost("the engine closed the connection"))
 
     async def resync(self, client: EngineClient) -> None:
         """The engine dropped events this UI was too slow to take: take a new snapshot and

@@ -1,4 +1,4 @@
-"""Per-lane buffers the TUI renders from, and the event → text formatting.
+"""What the TUI renders from: the engine's snapshot and per-lane buffers of events.
 
 Nothing here touches a widget. The engine connection's reader only calls
 :meth:`LaneStore.ingest`, which appends to plain deques; one timer in the UI flushes them
@@ -7,14 +7,14 @@ into the widgets (docs/architecture.md, "Streaming lanes in Textual").
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-from autoresearch_tui.engine.core.render import clean, decision_row, transcript_lines
+from autoresearch_tui.engine.client import LANE_SNAPSHOT
+from autoresearch_tui.engine.core.render import clean, decision_row, figure, transcript_lines
+from autoresearch_tui.engine.core.snapshot import LaneSnapshot, Snapshot
 
 TRANSCRIPT_LINES = 5000
 """Lines kept per lane in memory and in a transcript widget."""
@@ -33,6 +33,26 @@ STATE_ICONS = {
     "stopped": ("■", "stopped"),
     "needs_attention": ("⚠", "needs attention"),
 }
+WAITING_ICON = ("⧗", "waiting")
+"""A running lane whose benchmark queues for a device slot (shown distinctly from running)."""
+
+
+def display_state(lane: LaneSnapshot) -> tuple[str, str, str]:
+    """(state key, icon, word) to show: `waiting` while a running lane's run queues for a slot."""
+    if lane.state == "running" and lane.waiting_for_device:
+        return ("waiting", *WAITING_ICON)
+    icon, word = STATE_ICONS.get(lane.state, ("?", lane.state))
+    return lane.state, icon, word
+
+
+def lease_line(lane: LaneSnapshot) -> str | None:
+    """"waiting for device (2nd in queue)" / "on slot 1 (chips 4,5,6,7)", or None."""
+    text = (lane.lease or {}).get("text")
+    return clean(text) if isinstance(text, str) and text else None
+
+
+def ordinal_suffix(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
 
 
 @dataclass
@@ -93,22 +113,29 @@ class Alert:
 
 
 class LaneStore:
-    """Everything the screen shows, as plain data: the snapshot plus per-lane feeds."""
+    """Everything the screen shows, as plain data: the engine's snapshot plus per-lane feeds.
 
-    def __init__(self, snapshot: dict[str, Any] | None = None):
-        self.snapshot: dict[str, Any] = snapshot or {"lanes": {}}
+    Figures (state, runs, best, counters) come only from the engine's snapshots: the whole
+    snapshot on attach and every few seconds, and a lane's snapshot whenever the engine
+    pushes one. Events only feed the transcripts, the Decisions tab and the alerts."""
+
+    def __init__(self, snapshot: Snapshot | None = None):
+        self.snapshot: Snapshot = snapshot or Snapshot()
         self.feeds: dict[str, LaneFeed] = {}
         self.alerts: deque[Alert] = deque(maxlen=100)
         self.alert_after = time.time()
         """Events older than this (replayed history) never raise alerts."""
         self.dirty_lanes: set[str] = set()
         self.events_seen = 0
-        for name in self.snapshot.get("lanes", {}):
+        self.resync_needed = False
+        """The engine said this client fell behind: take a new snapshot."""
+        self._listeners: dict[str, list] = {}
+        for name in self.snapshot.lanes:
             self.feed(name)
 
     @property
-    def lanes(self) -> dict[str, dict[str, Any]]:
-        return self.snapshot.setdefault("lanes", {})
+    def lanes(self) -> dict[str, LaneSnapshot]:
+        return self.snapshot.lanes
 
     def lane_names(self) -> list[str]:
         return list(self.lanes)
@@ -119,19 +146,35 @@ class LaneStore:
             feed = self.feeds[name] = LaneFeed(name)
         return feed
 
-    def set_snapshot(self, snapshot: dict[str, Any]) -> None:
+    def set_snapshot(self, snapshot: Snapshot | dict[str, Any]) -> None:
+        if not isinstance(snapshot, Snapshot):
+            snapshot = Snapshot.from_dict(snapshot)
         self.snapshot = snapshot
-        for name in snapshot.get("lanes", {}):
+        for name in snapshot.lanes:
             self.feed(name)
-        self.dirty_lanes.update(snapshot.get("lanes", {}))
+        self.dirty_lanes.update(snapshot.lanes)
+
+    def listen(self, lane: str, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """`callback(event)` for each new event of `lane` (must only append); returns the undo."""
+        self._listeners.setdefault(lane, []).append(callback)
+        return lambda: self._listeners.get(lane, []).remove(callback) if callback in self._listeners.get(lane, []) else None
+
+    def set_lane(self, lane: LaneSnapshot) -> None:
+        self.snapshot.lanes[lane.name] = lane
+        self.feed(lane.name)
+        self.dirty_lanes.add(lane.name)
 
     def ingest(self, event: dict[str, Any]) -> None:
         """The only thing the connection's reader calls: cheap appends, no widgets."""
         self.events_seen += 1
-        name = event.get("lane")
         kind = event.get("type")
+        if kind == LANE_SNAPSHOT:
+            self.set_lane(LaneSnapshot.from_dict(event.get("lane_snapshot")))
+            return
+        name = event.get("lane")
         if kind == "resync" or not isinstance(name, str) or name == "-":
             if kind == "resync":
+                self.resync_needed = True
                 self.alerts.append(Alert("-", "resync", "the UI fell behind; refreshing", "information"))
             return
         feed = self.feed(name)
@@ -139,41 +182,11 @@ class LaneStore:
                 and kind != "lane_state":
             return  # already shown from history
         feed.append_event(event)
-        lane = self.lanes.get(name)
-        if lane is None:
-            lane = self.lanes[name] = {"name": name, "state": "starting", "counters": {}, "policy": {},
-                                        "frontier": {}, "metrics": {}}
-        self._fold(lane, event)
+        for callback in self._listeners.get(name, ()):
+            callback(event)
         self.dirty_lanes.add(name)
         if isinstance(event.get("ts"), (int, float)) and event["ts"] >= self.alert_after:
             self._maybe_alert(name, event)
-
-    def _fold(self, lane: dict[str, Any], event: dict[str, Any]) -> None:
-        """Keep the snapshot's per-lane figures current between snapshot refreshes."""
-        kind = event.get("type")
-        if kind == "lane_state":
-            lane["state"] = event.get("state", lane.get("state"))
-            if event.get("state") == "needs_attention":
-                lane["needs_attention_reason"] = event.get("reason", "")
-        elif kind == "run_recorded":
-            frontier = lane.setdefault("frontier", {})
-            frontier["runs"] = (frontier.get("runs") or 0) + 1
-            for key in ("baseline", "best", "change_pct", "runs_since_best"):
-                if event.get(key) is not None:
-                    frontier[key] = event[key]
-            if event.get("new_best"):
-                frontier["best_run"] = event.get("run_id")
-        elif kind == "metric" and event.get("kind") == "summary" and event.get("best") is not None:
-            metrics = lane.setdefault("metrics", {})
-            history = metrics.setdefault("best_history", [])
-            history.append(event["best"])
-            del history[:-200]
-        elif kind == "stop_blocked":
-            policy = lane.setdefault("policy", {})
-            policy["stops_blocked"] = (policy.get("stops_blocked") or 0) + 1
-        elif kind == "tool_use":
-            counters = lane.setdefault("counters", {})
-            counters["tool_uses"] = (counters.get("tool_uses") or 0) + 1
 
     def _maybe_alert(self, name: str, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -183,7 +196,7 @@ class LaneStore:
         elif kind == "run_recorded" and event.get("new_best"):
             change = event.get("change_pct")
             value = event.get("metric_value")
-            shown = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
+            shown = figure(value, 4)
             text = f"run {event.get('run_id')}: {shown}"
             if isinstance(change, (int, float)):
                 text += f" ({change:+.1f}% vs baseline)"

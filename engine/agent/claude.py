@@ -168,8 +168,8 @@ class ClaudeSession:
             if isinstance(message.content, list):
                 for block in message.content:
                     if isinstance(block, ToolResultBlock):
-                        lane.emit("tool_result", tool_use_id=block.tool_use_id,
-                                  is_error=bool(block.is_error), output=_tool_output(block.content))
+                        lane.note_tool_result(block.tool_use_id, _tool_output(block.content),
+                                              is_error=bool(block.is_error))
         elif isinstance(message, ResultMessage):
             if message.session_id:
                 lane.note_session(message.session_id, announce=False)

@@ -38,7 +38,11 @@ from autoresearch_tui.engine.core.lane_state import (
     IDLE_STATES, NEEDS_ATTENTION, PAUSED, PAUSING, RUNNING, STARTING, STOPPED, STOPPING,
     LaneRecord, LaneRecordError,
 )
+from autoresearch_tui.engine.core.snapshot import LaneSnapshot
 from autoresearch_tui.engine.core.skills import condensed_program, render_skill
+from autoresearch_tui.engine.devices.host import AGENT_SHELL_NO_DEVICE
+from autoresearch_tui.engine.devices.leases import LeaseManager
+from autoresearch_tui.engine.devices.slots import Slot
 from autoresearch_tui.engine.runs.metrics import CACHE_FILENAME, METRICS_FILENAME
 from autoresearch_tui.engine.workspace import Workspace
 
@@ -55,12 +59,6 @@ class AgentSession(Protocol):
     # Optionally `pid: int | None`, the agent's process, which the watchdog checks is alive.
 
 
-def claude_session(lane: "Lane") -> AgentSession:
-    from autoresearch_tui.engine.agent.claude import ClaudeSession  # the SDK only where lanes run
-
-    return ClaudeSession(lane)
-
-
 class Lane:
     def __init__(
         self,
@@ -75,7 +73,9 @@ class Lane:
         storage_retry_s: float = 5.0,
         with_tools: bool = True,
         ledger_view: Callable[[str], policy.LedgerView] | None = None,
-        session_factory: Callable[["Lane"], AgentSession] = claude_session,
+        session_factory: Callable[["Lane"], AgentSession],
+        leases: LeaseManager | None = None,
+        platform: str = "cpu",
     ):
         self.name = name
         self.config = config
@@ -90,6 +90,10 @@ class Lane:
         """Whether the agent gets the engine's tools (agent/tools.py)."""
         self._ledger_view = ledger_view or (lambda lane: policy.LedgerView())
         self._session_factory = session_factory
+        self.leases = leases or LeaseManager([Slot(0, (0,), platform, whole_host=True)])
+        """The engine's one lease manager: every benchmark this lane runs takes a slot from it."""
+        self.platform = platform
+        """The platform the lane's runs must report (fallback detection)."""
 
         workspace.lane_dir(name).mkdir(parents=True, exist_ok=True)
         self.events = EventLog(workspace.events_path(name))
@@ -106,6 +110,7 @@ class Lane:
         self._wake = asyncio.Event()
         self._pending_messages: list[str] = []
         self._last_assistant_text = ""
+        self._tool_names: dict[str, str] = {}
         self._task: asyncio.Task | None = None
         self._in_turn = False
         self._why_continue = "resumed"
@@ -228,14 +233,19 @@ class Lane:
             self.emit("warning", where="storage", message=f"writes work again after: {fault}{note}")
         return True
 
-    def snapshot(self) -> dict[str, Any]:
-        data = self.record.to_dict()
-        data["next_injection"] = policy.next_injection(self.record.policy, self.settings, time.time())
-        data["fork"] = str(self.workspace.fork_dir(self.name))
-        data["focus"] = self.config.lane(self.name).focus if self._configured() else ""
-        data["storage"] = {"fault": self.storage_fault, "lost_events": self.events.lost,
-                           "pending_events": self.events.pending, "failed_saves": self.failed_saves}
-        return data
+    def snapshot(self) -> LaneSnapshot:
+        """The lane's own part of its snapshot (the engine adds frontier, metrics, device)."""
+        record = self.record
+        running = record.state in (STARTING, RUNNING, PAUSING)
+        return LaneSnapshot(
+            **LaneRecord.from_dict(record.to_dict(), self.name).__dict__,  # a copy, not the live record
+            # A stopped or paused lane has no injection coming: no countdown.
+            next_injection=policy.next_injection(record.policy, self.settings, time.time()) if running else None,
+            fork=str(self.workspace.fork_dir(self.name)),
+            focus=self.config.lane(self.name).focus if self._configured() else "",
+            storage={"fault": self.storage_fault, "lost_events": self.events.lost,
+                     "pending_events": self.events.pending, "failed_saves": self.failed_saves},
+        )
 
     def _configured(self) -> bool:
         return any(lane.name == self.name for lane in self.config.lanes)
@@ -322,6 +332,7 @@ class Lane:
 
         if self.state != STOPPED:
             self.set_state(STOPPING, "stop requested")
+        self.leases.cancel(self.name, f"lane {self.name} is stopping")  # a queued run leaves the queue
         self._wake.set()
         await self._interrupt(timeout=5)
         if self._task is not None and not self._task.done():
@@ -525,7 +536,15 @@ class Lane:
 
     def note_tool_call(self, tool: str, call_id: str, tool_input: Any) -> None:
         self.record.counters.tool_uses += 1
+        self._tool_names[call_id] = tool
+        if len(self._tool_names) > 256:  # calls are answered in order; old ones are done
+            del self._tool_names[next(iter(self._tool_names))]
         self.emit("tool_use", tool=tool, tool_use_id=call_id, input=tool_input)
+
+    def note_tool_result(self, call_id: str, output: str, *, is_error: bool = False) -> None:
+        """A tool's answer; the event names the tool, so a reader can render it without the call."""
+        self.emit("tool_result", tool_use_id=call_id, tool=self._tool_names.pop(call_id, None),
+                  is_error=is_error, output=output)
 
     def note_cost(self, turn_cost_usd: float) -> None:
         # The CLI prices tokens as if they were real; a scripted demo model costs nothing.
@@ -616,13 +635,26 @@ class Lane:
 
     # ----------------------------------------------------------------- prompts & messages
     def agent_env(self) -> dict[str, str]:
-        """The environment of the agent's CLI and of the benchmarks it runs."""
+        """The environment of the agent's CLI (and so of its Bash tool).
+
+        Unless `[devices] agent_shell_device` is true, the agent's own shell sees no
+        accelerator: only leased runs (`run_env`) do."""
         timeout_ms = str(int(self.config.experiment.run_timeout_s * 1000))
         env = {
-            **self._base_env,
+            **self.run_env(),
             # Benchmarks the agent runs through Bash must not die at the CLI's 2-minute default.
             "BASH_DEFAULT_TIMEOUT_MS": timeout_ms,
             "BASH_MAX_TIMEOUT_MS": timeout_ms,
+        }
+        if not self.config.devices.agent_shell_device:
+            env.update(AGENT_SHELL_NO_DEVICE)
+        return env
+
+    def run_env(self) -> dict[str, str]:
+        """The environment of the benchmarks the engine runs for this lane (before the slot's
+        own variables are added)."""
+        env = {
+            **self._base_env,
             "AUTORESEARCH_LANE": self.name,
             "AUTORESEARCH_LANE_DIR": str(self.workspace.lane_dir(self.name)),
             "AUTORESEARCH_RUNS_DIR": str(self.workspace.runs_dir(self.name)),

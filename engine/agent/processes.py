@@ -28,6 +28,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoresearch_tui.engine.core.files import atomic_write_text
+
+
 OWNER_VAR = "AUTORESEARCH_OWNER"
 AGENT_PIDFILE_VAR = "AUTORESEARCH_AGENT_PIDFILE"
 GROUP_RECORD = ".process-group.json"
@@ -262,10 +265,7 @@ def guarded_cli_path(state_dir: Path) -> str | None:
             f'[ -n "${AGENT_PIDFILE_VAR}" ] && echo $$ > "${AGENT_PIDFILE_VAR}"\n'
             f'exec {command} "$@"\n')
     if not wrapper.exists() or wrapper.read_text() != text:
-        tmp = wrapper.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(text)
-        tmp.chmod(0o755)
-        os.replace(tmp, wrapper)
+        atomic_write_text(wrapper, text, 0o755)
     return str(wrapper)
 
 

@@ -26,7 +26,19 @@ def lane_variables(config, workspace, lane: str) -> dict[str, str]:
         "date": _dt.date.today().isoformat(),
         "focus": focus,
         "focus_block": f"\n## This lane's focus\n{focus}\n" if focus else "",
+        "device_note": device_note(config),
     }
+
+
+def device_note(config) -> str:
+    """What the agent must know about the accelerator (the loop program's step 5)."""
+    shared = ("`run_benchmark` takes a device slot for the run's whole duration and waits for a "
+              "free one, so runs of other lanes never overlap yours and skew the numbers.")
+    if config.devices.agent_shell_device:
+        return shared
+    return ("Your own shell has no accelerator (`JAX_PLATFORMS=cpu`, `CUDA_VISIBLE_DEVICES` empty): "
+            "anything you run through Bash uses the CPU. `run_benchmark` (with `args`, e.g. "
+            "`--profile`) is how to use the accelerator. " + shared)
 
 
 def loop_program(config, variables: Mapping[str, str]) -> str:

@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from autoresearch_tui.engine.core.ledger import STATUSES
 from autoresearch_tui.engine.core.lane_state import STOPPED, STOPPING
-from autoresearch_tui.engine.core.policy import LedgerView
 from autoresearch_tui.engine.core.tools import LANE_STATUS, RECORD_RUN, RUN_BENCHMARK
 from autoresearch_tui.engine.runs import record
-from autoresearch_tui.engine.runs.benchmark import run_benchmark
+from autoresearch_tui.engine.runs.measure import measure
 
 if TYPE_CHECKING:
     from autoresearch_tui.engine.agent.lane import Lane
@@ -74,11 +73,6 @@ class ToolSpec:
     call: Callable[[dict[str, Any]], Awaitable[ToolAnswer]]
 
 
-def frontier_view(workspace, lane: str) -> LedgerView:
-    frontier, _ = record.lane_frontier(workspace, lane)
-    return LedgerView(total_runs=frontier.runs, runs_since_best=frontier.runs_since_best)
-
-
 class LaneTools:
     """The tools of one lane, callable by any agent adapter."""
 
@@ -114,17 +108,19 @@ class LaneTools:
             return ToolAnswer(f"run_benchmark refused: {exc}", is_error=True)
         lane.emit("run_started", run_id=run_id, run_dir=str(run_dir), description=description,
                   args=extra_args)
-        lane.benchmark_running = True
+        lane.benchmark_running = True  # waiting for a slot counts: the watchdog leaves it alone
         try:
-            result = await run_benchmark(
-                experiment.bench_command,
+            measured = await measure(
+                leases=lane.leases, platform=lane.platform, lane=lane.name, emit=lane.emit,
+                command=experiment.bench_command,
                 cwd=workspace.fork_dir(lane.name),
                 run_id=run_id,
                 run_dir=run_dir,
-                env=lane.agent_env(),
+                env=lane.run_env(),
                 timeout_s=experiment.run_timeout_s,
                 hang_timeout_s=experiment.hang_timeout_s,
                 args=extra_args,
+                info={"description": description, "args": extra_args},
                 on_output=lambda text: lane.emit("run_output", run_id=run_id, text=text),
                 should_stop=lambda: lane.state in (STOPPING, STOPPED),
                 max_metrics_bytes=int(experiment.max_metrics_mb * 1024 * 1024),
@@ -132,11 +128,14 @@ class LaneTools:
             )
         finally:
             lane.benchmark_running = False
+        result = measured.result
         lane.emit("run_finished", **{k: v for k, v in result.to_dict().items() if k != "log_tail"},
-                  description=description)
+                  description=description, waited_s=round(measured.waited_s, 3),
+                  slot=measured.lease.slot.index if measured.lease else None,
+                  reason=measured.device_problem)
         for warning in result.warnings:
             lane.emit("warning", where="metrics", message=warning, run_id=run_id)
-        return ToolAnswer(result.for_agent(), is_error=result.status != "ok")
+        return ToolAnswer(measured.for_agent(), is_error=result.status != "ok")
 
     async def record_run(self, args: dict[str, Any]) -> ToolAnswer:
         lane = self.lane
@@ -166,6 +165,6 @@ class LaneTools:
 
     async def lane_status(self, args: dict[str, Any]) -> ToolAnswer:
         summary = await in_thread(record.lane_summary, self.workspace, self.lane.name)
-        snapshot = self.lane.snapshot()
+        snapshot = self.lane.snapshot().to_dict()
         summary["lane"] = {k: snapshot[k] for k in ("name", "state", "counters", "next_injection")}
         return ToolAnswer(json.dumps(summary, indent=1, default=str))

@@ -67,7 +67,7 @@ class LaneRecord:
         if not isinstance(data, dict):
             raise LaneRecordError(f"expected a JSON object, got {type(data).__name__}")
         state = data.get("state", STARTING)
-        if state not in LANE_STATES:
+        if state not in LANE_STATES and state != NOT_STARTED:
             raise LaneRecordError(f"state: unknown lane state {str(state)[:40]!r}")
         session_id = data.get("session_id")
         if session_id is not None and not (isinstance(session_id, str) and 0 < len(session_id) <= 200):

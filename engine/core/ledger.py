@@ -41,6 +41,8 @@ TORN_MARK = "<torn: incomplete write, ignored>"
 MIN_NOISE_SAMPLES = 3
 MAD_SCALE = 1.4826
 MAX_DESCRIPTION = 2000
+BEST_HISTORY_POINTS = 200
+"""Running-best points a frontier hands out (snapshots, the TUI's sparkline)."""
 RUN_ID_MAX_DIGITS = 64
 RUN_ID_PATTERN = re.compile(rf"^[0-9]{{1,{RUN_ID_MAX_DIGITS}}}$")
 """Run ids are decimal numbers of any width up to RUN_ID_MAX_DIGITS (compared as integers)."""
@@ -157,6 +159,8 @@ def parse_ledger(data: bytes, metric: str | None = None, name: str = "results.ts
                     header = names
                     continue
                 header = columns(metric or "metric")
+                if len(fields) == len(header) - len(EXTRA_COLUMNS) + (metric in EXTRA_COLUMNS):
+                    header = header[: len(fields)]  # the six required columns only (a hand-kept ledger)
                 warnings.append(f"{name}:{number}: no header row; assuming the standard columns")
             row = _parse_row(line, header, metric)
         except _BadRow as exc:
@@ -257,6 +261,8 @@ class Frontier:
     noise_samples: int = 0
     per_run: dict[str, dict] = field(default_factory=dict)
     """run_id -> that run's verdict when recorded: previous_best, new_best, delta %, ..."""
+    best_history: list[float] = field(default_factory=list)
+    """The best after each run, from the baseline on (the lane's sparkline)."""
 
     def better(self, a: float, b: float) -> bool:
         return a > b if self.direction == "maximize" else a < b
@@ -287,6 +293,7 @@ class Frontier:
         }
         if plateau_runs is not None:
             out["plateau"] = self.plateau(plateau_runs)
+        out["best_history"] = self.best_history[-BEST_HISTORY_POINTS:]
         return out
 
 
@@ -336,6 +343,8 @@ def compute_frontier(rows: list[dict], direction: str = "minimize",
                 by_commit.setdefault(row["commit"], []).append(value)
         since = 0 if new_best else since + 1
         f.runs_since_best = since
+        if f.best is not None:
+            f.best_history.append(f.best)
         _update_noise(f, by_commit, discard_devs)
         reference = previous_best if previous_best is not None else f.best
         delta_best = pct(value, reference) if status != "crash" else None

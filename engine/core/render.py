@@ -13,7 +13,7 @@ import re
 import time
 from typing import Any
 
-from .tools import short_tool_name
+from .tools import LANE_STATUS, RECORD_RUN, short_tool_name
 
 # CSI / OSC / other escape sequences, then lone control characters (C0, DEL and C1).
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[ -/]*[0-~]"
@@ -78,8 +78,37 @@ def event_detail(event: dict[str, Any]) -> str:
         return f"${total:.4f}" if isinstance(total, (int, float)) else "-"
     if kind == "user_message":
         return one_line(f"{event.get('delivery')}: {event.get('text', '')}")
+    if kind in LEASE_EVENTS:
+        return one_line(lease_text(event))
     extra = {k: v for k, v in event.items() if k not in ("ts", "lane", "type")}
     return one_line(json.dumps(extra, ensure_ascii=False, default=_readable))
+
+
+LEASE_EVENTS = ("lease_wait", "lease_acquired", "lease_released", "lease_cancelled")
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:.1f} s" if isinstance(value, (int, float)) and not isinstance(value, bool) else "? s"
+
+
+def _ordinal(n: Any) -> str:
+    if not isinstance(n, int) or isinstance(n, bool):
+        return "?"
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def lease_text(event: dict[str, Any]) -> str:
+    """A device lease event for a person: "run 0003 waiting for device (2nd in queue)"."""
+    kind, run = event.get("type"), f"run {event.get('run_id', '?')}"
+    if kind == "lease_wait":
+        held = event.get("held_by") or []
+        busy = f"; busy: {', '.join(str(h) for h in held)}" if isinstance(held, list) and held else ""
+        return f"{run} waiting for device ({_ordinal(event.get('position'))} in queue{busy})"
+    if kind == "lease_acquired":
+        return f"{run} on slot {event.get('slot')} after waiting {_seconds(event.get('waited_s'))}"
+    if kind == "lease_released":
+        return f"{run} released slot {event.get('slot')} after {_seconds(event.get('held_s'))}"
+    return f"{run} gave up waiting for the device after {_seconds(event.get('waited_s'))}: {event.get('reason', '')}"
 
 
 def _readable(value: Any) -> str:
@@ -122,6 +151,10 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
         tool = short_tool_name(str(event.get("tool", "?")))
         return _indent(f"{t} → {one_line(tool, 80)}: ", _tool_input(tool, event.get("input")), "           ")
     if kind == "tool_result":
+        answer = engine_tool_answer(event)
+        if answer is not None:
+            mark = "ERROR " if event.get("is_error") else ""
+            return [f"{t} ← {mark}{short_tool_name(str(event.get('tool')))}: {answer}  (l: full answer)"]
         lines = clean(event.get("output", "")).split("\n")
         if len(lines) > TOOL_OUTPUT_LINES:
             hidden = len(lines) - TOOL_OUTPUT_LINES
@@ -142,14 +175,55 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
         summary = event.get("summary") or {}
         median = summary.get("step_time_median_s")
         shown = f": step_time_ms {figure(median * 1000)}" if isinstance(median, (int, float)) else ""
+        waited = event.get("waited_s")
+        queued = f" (waited {waited:.1f}s for the device)" if isinstance(waited, (int, float)) and waited >= 0.1 else ""
+        why = f": {clean(event['reason'])}" if event.get("reason") else ""
         seconds = event.get("seconds")
         took = f" in {seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
-        return [f"{t} ■ run {clean(event.get('run_id'))} {clean(event.get('status'))}{took}{shown}"]
+        return [f"{t} ■ run {clean(event.get('run_id'))} {clean(event.get('status'))}{took}{shown}{queued}{why}"]
+    if kind in LEASE_EVENTS:
+        return [f"{t} ⧗ {clean(lease_text(event))}"] if kind in ("lease_wait", "lease_cancelled") else []
     if kind == "metric" and event.get("kind") != "summary":
         return []  # per-step metrics are too many for the transcript; the lane list shows them
     if kind in ("cost", "session"):
         return []
     return _indent(f"{t} {clean(kind):<14} ", event_detail(event), "  ")
+
+
+def engine_tool_answer(event: dict[str, Any]) -> str | None:
+    """One readable line for an answer of the engine's own record_run / lane_status tools
+    (their JSON is 25-30 lines); None for any other tool result."""
+    tool = short_tool_name(str(event.get("tool") or ""))
+    if tool not in (RECORD_RUN, LANE_STATUS):
+        return None
+    try:
+        data = json.loads(str(event.get("output", "")))
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    metric = clean(data.get("metric_name") or "metric")
+    best = f"best {figure(data.get('best'))}" + (f" (run {clean(data['best_run'])})" if data.get("best_run") else "")
+    if tool == RECORD_RUN:
+        parts = [f"run {clean(data.get('run_id', '?'))} {clean(data.get('status', '?'))}",
+                 f"{metric} {figure(data.get('metric'))}"]
+        change = data.get("delta_vs_baseline_pct")
+        if isinstance(change, (int, float)):
+            parts.append(f"{change:+.1f}% vs baseline")
+        if data.get("new_best"):
+            parts.append("NEW BEST" + (" (within noise)" if data.get("within_noise") else ""))
+        elif data.get("within_noise"):
+            parts.append("within noise")
+        parts.append(best)
+        if data.get("already_recorded"):
+            parts.append("already recorded")
+        return " · ".join(parts)
+    parts = [f"{data.get('runs', 0)} runs", best, f"{data.get('runs_since_best', 0)} since the best"]
+    if isinstance(data.get("noise_pct"), (int, float)):
+        parts.append(f"noise ±{data['noise_pct']:.1f}%")
+    if data.get("plateau"):
+        parts.append("PLATEAU")
+    return " · ".join(parts)
 
 
 def decision_row(event: dict[str, Any]) -> tuple[str, str, str]:

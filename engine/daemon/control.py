@@ -15,6 +15,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from autoresearch_tui.engine import protocol
 from autoresearch_tui.engine.config import Config
+from autoresearch_tui.engine.devices.host import device_layout
 from autoresearch_tui.engine.workspace import Workspace
 
 DAEMON_MODULE = "autoresearch_tui.cli"
@@ -89,6 +91,7 @@ def spawn_daemon(config: Config, *, env: dict[str, str] | None = None, timeout: 
     pid = running_pid(workspace)
     if pid:
         return pid
+    device_layout(config)  # a [devices] value this host cannot honour: say so here, not in engine.log
     try:  # a socket folder we may not use fails here, with its reason, not in the daemon's log
         path = protocol.socket_path(workspace.root)
         protocol.check_private_dir(workspace.state_dir, create=True)
@@ -115,3 +118,43 @@ def spawn_daemon(config: Config, *, env: dict[str, str] | None = None, timeout: 
     process.kill()  # never leave a half-started engine behind to run unseen
     raise DaemonError(f"the engine did not answer within {timeout:.0f}s (stopped it); "
                       f"see {log_path(workspace)}")
+
+
+def stop_engine(workspace: Workspace, timeout: float = 60.0) -> tuple[bool, str]:
+    """Ask the workspace's engine to stop and wait until its lock is free.
+
+    Returns (stopped, what to tell the user). No engine running is a success."""
+    import asyncio
+
+    from autoresearch_tui.engine.client import EngineClient, EngineClientError
+
+    pid = running_pid(workspace)
+    if not pid:
+        return True, "no engine is running for this workspace"
+
+    async def ask() -> str:
+        client = await EngineClient.connect(protocol.socket_path(workspace.root))
+        try:
+            return (await client.request("stop_engine")).get("message", "stopping")
+        finally:
+            await client.close()
+
+    try:
+        said = asyncio.run(ask())
+    except EngineClientError as exc:
+        # Found by its lock, unreachable on its socket: SIGTERM stops it just as gracefully.
+        if pid < 0:
+            return False, f"an engine holds the workspace lock but cannot be reached ({exc})"
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            return False, f"the engine (pid {pid}) does not answer ({exc}) and may not be signalled"
+        said = f"the engine (pid {pid}) does not answer on its socket ({exc}); sent it SIGTERM"
+    deadline = time.monotonic() + timeout
+    while running_pid(workspace) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if running_pid(workspace):
+        return False, f"{said}; the engine did not stop within {timeout:.0f}s"
+    return True, f"{said}\nengine stopped"

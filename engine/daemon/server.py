@@ -139,7 +139,7 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.greeted = False
-        self.queue: deque[tuple[float, bytes]] = deque()  # (ts, encoded event)
+        self.queue: deque[tuple[float | None, bytes]] = deque()  # (event ts, encoded message)
         self.replayed_until: float | None = None
         self.queued_bytes = 0
         self._queued = asyncio.Event()
@@ -282,7 +282,9 @@ class _Connection:
         self.queue.clear()
         self.queued_bytes = 0
         self.replayed_until = None
-        self.unsubscribe = self.engine.subscribe(self._enqueue)
+        unsubscribe_events = self.engine.subscribe(self._enqueue)
+        unsubscribe_lanes = self.engine.subscribe_lane_snapshots(self._enqueue_lane_snapshot)
+        self.unsubscribe = lambda: (unsubscribe_events(), unsubscribe_lanes())
         replayed = 0
         if since is not None:
             # Events written while this client was away come from disk, then the live feed.
@@ -303,7 +305,17 @@ class _Connection:
     def _enqueue(self, event: Event) -> None:
         if self.lanes is not None and event.get("lane") not in self.lanes:
             return
-        data = protocol.encode({"event": event})
+        ts = event.get("ts", 0)
+        # Events come redacted from the event log; encoded once, here, for this client.
+        self._queue_message(protocol.encode({"event": event}), ts if isinstance(ts, (int, float)) else 0)
+
+    def _enqueue_lane_snapshot(self, lane_snapshot: dict[str, Any]) -> None:
+        if self.lanes is not None and lane_snapshot.get("name") not in self.lanes:
+            return
+        self._queue_message(protocol.encode(redact_values({"lane_snapshot": lane_snapshot})), None)
+
+    def _queue_message(self, data: bytes, ts: float | None) -> None:
+        """Queue one encoded message; `ts` None: never skipped as already replayed."""
         if self.queued_bytes + len(data) > SUBSCRIBER_QUEUE_BYTES:
             # Too far behind: drop its backlog (it is on disk) and tell it to resync.
             if not self.lagged:
@@ -315,8 +327,7 @@ class _Connection:
             self.lagged = True
             self._queued.set()
             return
-        ts = event.get("ts", 0)
-        self.queue.append((ts if isinstance(ts, (int, float)) else 0, data))
+        self.queue.append((ts, data))
         self.queued_bytes += len(data)
         self._queued.set()
 
@@ -333,7 +344,7 @@ class _Connection:
             while self.queue and not self.lagged:
                 ts, data = self.queue.popleft()
                 self.queued_bytes -= len(data)
-                if self.replayed_until is not None and ts <= self.replayed_until:
+                if ts is not None and self.replayed_until is not None and ts <= self.replayed_until:
                     continue  # replayed from disk already
                 await self.send_raw(data)
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from autoresearch_tui.engine.demo.scripted_model import ModelRequest, Turn
+from autoresearch_tui.engine.core import tools
+from autoresearch_tui.engine.core.tools import tool_id
 
-RUN_BENCHMARK = "mcp__autoresearch__run_benchmark"
-RECORD_RUN = "mcp__autoresearch__record_run"
-LANE_STATUS = "mcp__autoresearch__lane_status"
+RUN_BENCHMARK, RECORD_RUN, LANE_STATUS = (tool_id(name) for name in (tools.RUN_BENCHMARK, tools.RECORD_RUN,
+                                                                      tools.LANE_STATUS))
 PACE_S = 0.03  # between streamed events: watchable, still quick
 
 _LANE = re.compile(r"lane (\S+) of experiment")

@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from autoresearch_tui.engine.agent.processes import (
     GROUP_RECORD, ProcessInfo, kill_group, pdeathsig_prefix, read_process, record_group,
@@ -147,7 +147,9 @@ async def run_benchmark(
     should_stop: Callable[[], bool] | None = None,
     max_metrics_bytes: int | None = None,
     pass_env: Iterable[str] = (),
+    prefix: Sequence[str] = (),
 ) -> BenchmarkResult:
+    """Run `command args` in `cwd`; `prefix` goes before the shell (e.g. taskset for a CPU slot)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / "metrics.jsonl"
     log_path = run_dir / "run.log"
@@ -169,7 +171,7 @@ async def run_benchmark(
         log_file.flush()
         try:
             process = await asyncio.create_subprocess_exec(
-                *pdeathsig_prefix(), "/bin/sh", "-c", full_command, cwd=str(cwd), env=run_env,
+                *pdeathsig_prefix(), *prefix, "/bin/sh", "-c", full_command, cwd=str(cwd), env=run_env,
                 stdin=asyncio.subprocess.DEVNULL, stdout=write_fd, stderr=write_fd,
                 start_new_session=True,  # its own process group
             )

@@ -10,13 +10,14 @@ A workload appends one JSON object per line (docs/architecture.md, "Metrics from
 - `parse_metrics_line` validates one line (unknown kinds and fields pass through; wrong
   types raise `MetricsParseError`).
 - `MetricsFollower` reads only complete lines of one growing file, in bounded chunks.
-- `LaneMetrics` keeps a lane's latest / baseline / best / change and history.
+- `LaneMetrics` keeps what a lane's runs report live (latest summary, step time, profile);
+  baseline, best and change are the ledger's (engine/core/ledger.Frontier), never this.
 - `MetricsWatcher` follows every run folder of one lane (watchfiles, or `scan_once()`),
   emits `metric` and `warning` events (and `profile_summary` events from `run()`), and
   never raises.
 
 Nothing here knows about the engine beyond `make_event`: the watcher takes a lane name,
-a runs folder, a direction and an emit callback.
+a runs folder and an emit callback.
 """
 
 from __future__ import annotations
@@ -30,10 +31,9 @@ import os
 import re
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 from autoresearch_tui.engine.core.events import Event, make_event
 from autoresearch_tui.engine.core.files import atomic_write_json
@@ -45,10 +45,8 @@ METRICS_FILENAME = "metrics.jsonl"
 MAX_LINE_BYTES = 1 << 20
 """A longer line is reported as malformed and skipped (a runaway writer must not eat memory)."""
 MAX_WARNINGS_PER_FILE = 5
-HISTORY_LIMIT = 2000
 
 Record = dict[str, Any]
-Direction = Literal["minimize", "maximize"]
 
 
 class MetricsParseError(ValueError):
@@ -273,85 +271,32 @@ def metric_value(record: Record, metric: str) -> float | None:
 
 
 @dataclass
-class Point:
-    run_id: str
-    value: float
-    ts: float
-
-
-@dataclass
 class LaneMetrics:
-    """What a lane's summaries add up to: latest, baseline (first), best, change and history."""
+    """What a lane's benchmarks report as they run: the latest summary, the live step time,
+    the latest profile. Verdicts (baseline, best, change) are the ledger's, not this."""
 
-    direction: Direction = "minimize"
     metric: str = "step_time_ms"
-    latest: Point | None = None
-    baseline: Point | None = None
-    best: Point | None = None
-    history: deque = field(default_factory=lambda: deque(maxlen=HISTORY_LIMIT))
-    best_history: deque = field(default_factory=lambda: deque(maxlen=HISTORY_LIMIT))
     runs: int = 0
+    """Summaries seen."""
     latest_summary: Record | None = None
+    latest_value: float | None = None
     live_step_time_ms: float | None = None
     live_run_id: str | None = None
     latest_profile: dict | None = None
 
-    def better(self, a: float, b: float) -> bool:
-        return a < b if self.direction == "minimize" else a > b
-
-    def add_summary(self, run_id: str, record: Record, ts: float = 0.0) -> bool:
-        """Fold one summary in; True when it set a new best."""
+    def add_summary(self, run_id: str, record: Record) -> None:
         self.latest_summary = record
-        value = metric_value(record, self.metric)
-        if value is None:
-            return False
-        point = Point(run_id, value, ts)
+        self.latest_value = metric_value(record, self.metric)
         self.runs += 1
-        self.latest = point
-        if self.baseline is None:
-            self.baseline = point
-        new_best = self.best is None or self.better(value, self.best.value)
-        if new_best:
-            self.best = point
-        self.history.append(value)
-        self.best_history.append(self.best.value)
-        return new_best
 
     def add_step(self, run_id: str, record: Record) -> None:
         if _is_number(record.get("step_time_s")) and not record.get("warmup"):
             self.live_step_time_ms = float(record["step_time_s"]) * 1e3
             self.live_run_id = run_id
 
-    @staticmethod
-    def _change(value: float | None, baseline: float | None) -> float | None:
-        if value is None or baseline is None or baseline == 0:
-            return None
-        return (value - baseline) / abs(baseline) * 100.0
-
-    @property
-    def change_pct(self) -> float | None:
-        """Best vs baseline, in % (negative = lower than the baseline)."""
-        return self._change(self.best and self.best.value, self.baseline and self.baseline.value)
-
-    @property
-    def latest_change_pct(self) -> float | None:
-        return self._change(self.latest and self.latest.value, self.baseline and self.baseline.value)
-
     def to_dict(self) -> dict:
-        def point(p: Point | None):
-            return None if p is None else {"run_id": p.run_id, "value": p.value, "ts": p.ts}
-
+        """The snapshot's `metrics` (engine/core/snapshot.LiveMetrics)."""
         return {
-            "metric": self.metric,
-            "direction": self.direction,
-            "latest": point(self.latest),
-            "baseline": point(self.baseline),
-            "best": point(self.best),
-            "change_pct": self.change_pct,
-            "latest_change_pct": self.latest_change_pct,
-            "history": list(self.history),
-            "best_history": list(self.best_history),
-            "runs": self.runs,
             "latest_summary": self.latest_summary,
             "live_step_time_ms": self.live_step_time_ms,
             "live_run_id": self.live_run_id,
@@ -411,15 +356,14 @@ class MetricsWatcher:
     `max_metrics_bytes` are not read (a warning says so; its final summary is still found).
 
     Events: `metric` (lane, run_id, the record's fields, `kind`, plus `step_time_ms` for
-    steps and summaries and, for summaries, `value`, `best`, `baseline`, `change_pct`,
-    `new_best`) and `warning` (source "metrics", run_id, path, line, message).
+    steps and summaries and, for summaries, `metric` and its `value`) and `warning`
+    (source "metrics", run_id, path, line, message).
     """
 
     def __init__(
         self,
         lane: str,
         runs_dir: Path | str,
-        direction: Direction,
         emit: Callable[[Event], Any],
         *,
         metric: str = "step_time_ms",
@@ -431,7 +375,7 @@ class MetricsWatcher:
         self.lane = lane
         self.runs_dir = Path(runs_dir)
         self.emit = emit
-        self.state = LaneMetrics(direction=direction, metric=metric)
+        self.state = LaneMetrics(metric=metric)
         self.summarize_profiles = summarize_profiles
         self.poll_s = poll_s
         self.max_metrics_bytes = max_metrics_bytes
@@ -532,7 +476,7 @@ class MetricsWatcher:
     def _apply_history(self, run: _Run) -> None:
         with self._lock:
             if run.summary is not None:
-                self.state.add_summary(run.run_id, run.summary, ts=run.summary_ts)
+                self.state.add_summary(run.run_id, run.summary)
             if run.profile is not None:
                 self.state.latest_profile = {"run_id": run.run_id,
                                              "path": str((run.run_dir / run.profile).resolve())}
@@ -604,10 +548,10 @@ class MetricsWatcher:
         run.count(str(record["kind"])[:40])
         return self._handle_record(run, record, live)
 
-    def _fold_summary(self, run: _Run, record: Record) -> bool:
+    def _fold_summary(self, run: _Run, record: Record) -> None:
         run.summary, run.summary_ts = record, _mtime(run.follower.path)
         with self._lock:
-            return self.state.add_summary(run.run_id, record, ts=run.summary_ts)
+            self.state.add_summary(run.run_id, record)
 
     def _handle_record(self, run: _Run, record: Record, live: bool) -> list[Event]:
         kind = record["kind"]
@@ -622,22 +566,13 @@ class MetricsWatcher:
                 self.state.add_step(run_id, record)
             fields["step_time_ms"] = record["step_time_s"] * 1e3
         elif kind == "summary":
-            new_best = self._fold_summary(run, record)
+            self._fold_summary(run, record)
             fields["step_time_ms"] = record["step_time_median_s"] * 1e3
             for name in ("p10", "p90"):
                 if _is_number(record.get(f"{name}_s")):
                     fields[f"{name}_ms"] = record[f"{name}_s"] * 1e3
             with self._lock:
-                state = self.state
-                fields.update(
-                    metric=state.metric,
-                    value=metric_value(record, state.metric),
-                    best=state.best.value if state.best else None,
-                    best_run_id=state.best.run_id if state.best else None,
-                    baseline=state.baseline.value if state.baseline else None,
-                    change_pct=state.change_pct,
-                    new_best=new_best,
-                )
+                fields.update(metric=self.state.metric, value=self.state.latest_value)
         elif kind == "profile":
             run.profile = record["dir"]
             profile_dir = (run_dir / record["dir"]).resolve()

@@ -38,6 +38,7 @@ from autoresearch_tui.engine.core.ledger import (
     run_sort_key, sanitize, format_number,
 )
 from autoresearch_tui.engine.repo.forks import RUN_REF_PREFIX
+from autoresearch_tui.engine.runs.measure import WRONG_DEVICE, read_run_info
 from autoresearch_tui.engine.runs.metrics import read_run_summary
 from autoresearch_tui.engine.workspace import Workspace
 
@@ -215,6 +216,12 @@ def record_run(workspace: Workspace, lane: str, status: str, description: str,
                 f"the fork has uncommitted changes: the measured code may differ from "
                 f"commit {commit[:10]} (commit before running, reset after a discard)")
 
+        info = read_run_info(run_path)
+        if info.get("status") == WRONG_DEVICE and status != "crash":
+            warnings.append(f"run {run_id} {info.get('reason') or 'ran on the wrong device'}: "
+                            f"recorded as crash, not {status} (it can never be a keep or the baseline)")
+            status = "crash"
+
         summary, profile_dir, _ = read_run_summary(run_path / "metrics.jsonl")
         measured = metrics_from_summary(summary, cfg.metric)
         value = as_number(metric) if metric is not None else measured["metric"]
@@ -289,6 +296,28 @@ def _ensure_run_ref(fork: Path, run_id: str, commit: str) -> None:
     current = git(fork, "rev-parse", "--verify", "--quiet", ref, check=False).stdout.strip()
     if current != commit:
         git(fork, "update-ref", "-m", f"autoresearch: run {run_id}", ref, commit)
+
+
+class FrontierCache:
+    """Each lane's frontier, recomputed only when its ledger file changed (size or mtime):
+    snapshots and stop decisions ask for it far more often than runs are recorded."""
+
+    def __init__(self, workspace: Workspace):
+        self.workspace = workspace
+        self._cache: dict[str, tuple[tuple[int, int], Frontier, list[str]]] = {}
+
+    def get(self, lane: str) -> tuple[Frontier, list[str]]:
+        try:
+            info = os.stat(self.workspace.ledger_path(lane))
+            key = (info.st_size, info.st_mtime_ns)
+        except FileNotFoundError:
+            key = (-1, 0)
+        cached = self._cache.get(lane)
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        frontier, warnings = lane_frontier(self.workspace, lane)
+        self._cache[lane] = (key, frontier, warnings)
+        return frontier, warnings
 
 
 def lane_frontier(workspace: Workspace, lane: str) -> tuple[Frontier, list[str]]:

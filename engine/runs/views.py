@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
 from autoresearch_tui.engine.core import ledger
+from autoresearch_tui.engine.core.git import git
 from autoresearch_tui.engine.runs import record
 from autoresearch_tui.engine.runs.benchmark import tail
 from autoresearch_tui.engine.workspace import Workspace
 
 DIFF_LIMIT = 200_000
-
-
-def _git(repo, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                          errors="replace", timeout=60)
 
 
 def run_details(workspace: Workspace, lane: str, run_id: str) -> dict[str, Any]:
@@ -26,8 +21,8 @@ def run_details(workspace: Workspace, lane: str, run_id: str) -> dict[str, Any]:
         raise LookupError(f"lane {lane} has no run {run_id}")
     diff = ""
     if row and row.get("commit"):
-        shown = _git(workspace.fork_dir(lane), "show", "--stat", "--patch", "--format=commit %H%n%s%n",
-                     row["commit"])
+        shown = git(workspace.fork_dir(lane), "show", "--stat", "--patch", "--format=commit %H%n%s%n",
+                    row["commit"], check=False, timeout=60)
         diff = shown.stdout if shown.returncode == 0 else f"(git show failed: {shown.stderr.strip()})"
         if len(diff) > DIFF_LIMIT:
             diff = diff[:DIFF_LIMIT] + f"\n… [{len(diff) - DIFF_LIMIT} more characters]"
@@ -50,9 +45,9 @@ def merge_preview(workspace: Workspace, lane: str) -> dict[str, Any]:
     if data["mergeable"]:
         target = workspace.config.experiment.target_branch
         fork = workspace.fork_dir(lane)
-        log = _git(fork, "log", "--format=%h %s", f"origin/{target}..{frontier.best_commit}")
+        log = git(fork, "log", "--format=%h %s", f"origin/{target}..{frontier.best_commit}", check=False, timeout=60)
         if log.returncode != 0:
-            log = _git(fork, "log", "--format=%h %s", "-n", "20", frontier.best_commit)
+            log = git(fork, "log", "--format=%h %s", "-n", "20", frontier.best_commit, check=False, timeout=60)
         data["commits"] = log.stdout.splitlines()[:50]
     else:
         data["reason"] = "no kept run beats the baseline yet"

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
+from autoresearch_tui.engine.core.git import GitError, git
 from autoresearch_tui.engine.config import CONFIG_FILENAME, ConfigError, load_config
 
 EXAMPLE_REPO = "raw/code/jax-example"
@@ -70,6 +70,13 @@ reinject_every_minutes = 10
 retrospective_every_stops = 3
 plateau_runs = 8
 max_consecutive_blocks = 5
+
+[devices]
+platform = "auto"                    # auto | tpu | gpu | cpu
+chips = 0                            # accelerator chips on this host (CPU: cores); 0 = detect
+slots = 1                            # benchmark slots: a count, or chip lists [[0,1,2,3],[4,5,6,7]];
+                                     # 1 = one engine-run benchmark at a time on the whole host
+agent_shell_device = false           # the agent's own Bash gets no accelerator (JAX_PLATFORMS=cpu)
 {lane_tables}'''
 
 
@@ -78,13 +85,9 @@ def _toml_string(value: str) -> str:
     return f'"{escaped}"'
 
 
-def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=check)
-
-
 def _git_identity_configured(repo: Path) -> bool:
-    name = _git(repo, "config", "user.name", check=False).stdout.strip()
-    email = _git(repo, "config", "user.email", check=False).stdout.strip()
+    name = git(repo, "config", "user.name", check=False).stdout.strip()
+    email = git(repo, "config", "user.email", check=False).stdout.strip()
     return bool(name and email)
 
 
@@ -97,15 +100,15 @@ def create_example_repo(target: Path, branch: str = "main") -> Path:
     if shutil.which("git") is None:
         raise InitError("git is not installed (needed for the example repo)")
     try:
-        _git(target, "init", "-q")
-        _git(target, "checkout", "-q", "-B", branch)
+        git(target, "init", "-q")
+        git(target, "checkout", "-q", "-B", branch)
         if not _git_identity_configured(target):
-            _git(target, "config", "user.name", "autoresearch-tui")
-            _git(target, "config", "user.email", "autoresearch-tui@localhost")
-        _git(target, "add", "-A")
-        _git(target, "commit", "-q", "--no-verify", "-m", "jax-example: initial version")
-    except subprocess.CalledProcessError as exc:
-        raise InitError(f"git failed in {target}: {(exc.stderr or exc.stdout or '').strip()}") from None
+            git(target, "config", "user.name", "autoresearch-tui")
+            git(target, "config", "user.email", "autoresearch-tui@localhost")
+        git(target, "add", "-A")
+        git(target, "commit", "-q", "--no-verify", "-m", "jax-example: initial version")
+    except GitError as exc:
+        raise InitError(str(exc)) from None
     return target
 
 

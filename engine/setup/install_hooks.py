@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch_tui.engine.core import policy
+from autoresearch_tui.engine.core.files import atomic_write_bytes
+from autoresearch_tui.engine.core.git import git
 from autoresearch_tui.engine.config import CONFIG_FILENAME, LANE_NAME_PATTERN, Config, ConfigError, load_config
 from autoresearch_tui.engine.agent.prompts import loop_program
 from autoresearch_tui.engine.core.skills import SKILL_NAMES, render_skill
@@ -114,13 +116,6 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _json_bytes(data: Any) -> bytes:
     return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
@@ -177,6 +172,7 @@ def _resolve(repo: Path, lane: str | None, config_path: str | Path | None) -> tu
         "date": DATE_PLACEHOLDER,
         "focus": focus,
         "focus_block": f"\n## This lane's focus\n{focus}\n" if focus else "",
+        "device_note": "",  # no engine, no device leases in a plain session
     }
     settings = policy.LoopSettings.from_object(config.loop) if config else policy.LoopSettings()
     info = {"config": str(path.resolve()) if path else None, "variables": variables,
@@ -206,10 +202,8 @@ def _skill_files(config: Config | None, variables: dict) -> dict[str, str]:
 def _git_exclude(repo: Path) -> tuple[Path, Path] | None:
     """(info/exclude path, work tree top) of the repo's git, or None outside git."""
     try:
-        top = subprocess.run(["git", "-C", str(repo), "rev-parse", "--show-toplevel"],
-                             capture_output=True, text=True, timeout=20)
-        gp = subprocess.run(["git", "-C", str(repo), "rev-parse", "--git-path", "info/exclude"],
-                            capture_output=True, text=True, timeout=20)
+        top = git(repo, "rev-parse", "--show-toplevel", check=False, timeout=20)
+        gp = git(repo, "rev-parse", "--git-path", "info/exclude", check=False, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if top.returncode or gp.returncode:
@@ -301,7 +295,7 @@ def install(repo: Path | str = ".", lane: str | None = None, config_path: str | 
         # 1. settings.local.json (backup first)
         if before is not None:
             backup = settings_path.with_name(SETTINGS_NAME + BACKUP_SUFFIX)
-            _atomic_write(backup, before)
+            atomic_write_bytes(backup, before)
             manifest["backup"] = str(backup)
             result.say(f"backup of the previous settings: {backup}")
         hooks = data.setdefault("hooks", {})
@@ -314,7 +308,7 @@ def install(repo: Path | str = ".", lane: str | None = None, config_path: str | 
             manifest["added_events"] = manifest.get("added_events", []) + ([event] if existing is None else [])
             hooks.setdefault(event, []).append(group)
             manifest["added_hooks"].setdefault(event, []).append(group)
-        _atomic_write(settings_path, _json_bytes(data))
+        atomic_write_bytes(settings_path, _json_bytes(data))
         result.say(f"hooks added to {settings_path}")
 
         # 2. skills
@@ -322,7 +316,7 @@ def install(repo: Path | str = ".", lane: str | None = None, config_path: str | 
             dest = claude_dir / "skills" / name / "SKILL.md"
             _mkdirs(dest.parent, created_dirs)
             payload = text.encode("utf-8")
-            _atomic_write(dest, payload)
+            atomic_write_bytes(dest, payload)
             manifest["skills"][name] = {"path": str(dest), "sha256": _sha(payload)}
         result.say(f"skills copied to {claude_dir / 'skills'}: "
                    + ", ".join(f"/{name}" for name in skills))
@@ -353,12 +347,12 @@ def install(repo: Path | str = ".", lane: str | None = None, config_path: str | 
     except BaseException:
         # Leave a manifest of what was done so far, so uninstall-hooks can undo it.
         (repo / STATE_DIR).mkdir(parents=True, exist_ok=True)
-        _atomic_write(manifest_path, _json_bytes(manifest))
+        atomic_write_bytes(manifest_path, _json_bytes(manifest))
         raise
 
     # 5. the manifest last: its presence means "installed"
     (repo / STATE_DIR).mkdir(parents=True, exist_ok=True)
-    _atomic_write(manifest_path, _json_bytes(manifest))
+    atomic_write_bytes(manifest_path, _json_bytes(manifest))
     result.say(f"installed for experiment {variables['experiment']}, lane {variables['lane']}"
                + (f" (settings from {info['config']})" if info["config"] else " (default settings)"))
     result.say("in that repo run `claude`, then type /start-experiment; /stop-experiment ends the loop")
@@ -451,9 +445,9 @@ def _remove_settings(manifest: dict, result: Result) -> None:
     if before is None and data == {}:
         path.unlink()
     elif before is not None and data == (json.loads(before.decode("utf-8")) if before.strip() else {}):
-        _atomic_write(path, before)  # byte-identical to the file before install
+        atomic_write_bytes(path, before)  # byte-identical to the file before install
     else:
-        _atomic_write(path, _json_bytes(data))
+        atomic_write_bytes(path, _json_bytes(data))
         result.say(f"{path} changed since install: rewritten without the autoresearch hooks"
                    + (f" (the pre-install file is kept at {backup})" if backup else ""))
         return

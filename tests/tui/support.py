@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from autoresearch_tui.engine.core.tools import tool_id
 from autoresearch_tui.engine.demo.scripted_model import ModelRequest, ScriptedModelServer, Turn, cli_env
 
 BENCH = (
@@ -44,10 +45,10 @@ class WorkingAgent:
         cycle = step % 5
         speed = max(1.0, 10.0 - (step // 5 + 1) * 0.5)
         if cycle == 0:
-            return Turn.tool("mcp__autoresearch__run_benchmark", {"description": "baseline"},
+            return Turn.tool(tool_id("run_benchmark"), {"description": "baseline"},
                              text="Measuring the current step time.")
         if cycle == 1:
-            return Turn.tool("mcp__autoresearch__record_run",
+            return Turn.tool(tool_id("record_run"),
                              {"status": "keep", "description": f"measure {step}", "metric": speed + 0.5 if step else 10.0},
                              text="Recording the run.")
         if cycle == 2:
@@ -56,8 +57,8 @@ class WorkingAgent:
                                       "description": "edit"},
                              text=f"Trying a faster kernel: speed {speed}.")
         if cycle == 3:
-            return Turn.tool("mcp__autoresearch__run_benchmark", {"description": f"speed {speed}"})
-        return Turn.tool("mcp__autoresearch__record_run",
+            return Turn.tool(tool_id("run_benchmark"), {"description": f"speed {speed}"})
+        return Turn.tool(tool_id("record_run"),
                          {"status": "keep", "description": f"speed {speed}", "metric": speed})
 
 
@@ -111,13 +112,14 @@ def fixed_lane(name: str, state: str, best_history: list[float], runs: int, bloc
                      "consecutive_failures": 0, "restarts": 0},
         "policy": {"stops_blocked": blocks, "injections": 2, "retrospectives": 1},
         "needs_attention_reason": "5 stops in a row with no tool use" if state == "needs_attention" else "",
-        "last_activity": T0, "next_injection": {"turns_left": 7, "seconds_left": 312.0},
+        "last_activity": T0,
+        "next_injection": {"turns_left": 7, "seconds_left": 312.0} if state == "running" else None,
         "fork": f"/ws/{name}", "focus": "try fusing the attention kernels" if name == "a" else "",
         "frontier": {"runs": runs, "counts": {"keep": runs}, "baseline": baseline, "best": best,
                      "best_run": f"{runs:04d}" if runs else None, "change_pct": change,
-                     "runs_since_best": 0, "noise": 0.1, "noise_pct": 1.0, "plateau": False},
-        "metrics": {"best_history": best_history, "history": best_history,
-                    "latest_profile": profile},
+                     "runs_since_best": 0, "noise": 0.1, "noise_pct": 1.0, "plateau": False,
+                     "best_history": best_history},
+        "metrics": {"latest_profile": profile},
     }
 
 
@@ -188,7 +190,7 @@ class FakeBridge:
         self.store = store
         self.sent: list[tuple[str, dict]] = []
         self.connected = True
-        self.on_disconnect = None
+        self.target = None
         self.replies = {
             "ledger": {"ok": True, "rows": LEDGER_ROWS, "frontier": {"baseline": 10.0, "best": 7.9, "best_run": "0006"}},
             "run_details": {"ok": True, "run_id": "0006", "row": LEDGER_ROWS[-1],
@@ -197,7 +199,6 @@ class FakeBridge:
             "merge_preview": {"ok": True, "baseline": 10.0, "best": 7.9, "change_pct": -21.0, "best_run": "0006",
                               "best_commit": "0000006abcdef", "mergeable": True,
                               "commits": ["0000006 donate buffers", "0000005 bf16 matmuls", "0000002 fuse bias add"]},
-            "snapshot": {"ok": True, "snapshot": store.snapshot},
             "history": {"ok": True, "events": []},
         }
         if replies:
@@ -213,6 +214,8 @@ class FakeBridge:
 
     async def request(self, op, **args):
         self.sent.append((op, args))
+        if op == "snapshot" and op not in self.replies:  # the engine's current view: the store's own
+            return {"ok": True, "snapshot": self.store.snapshot.to_dict()}
         reply = self.replies.get(op, {"ok": True, "message": f"{op} done"})
         if isinstance(reply, Exception):
             raise reply
@@ -225,7 +228,9 @@ class FakeBridge:
 def fixed_store():
     from autoresearch_tui.tui.store import LaneStore
 
-    store = LaneStore(fixed_snapshot())
+    from autoresearch_tui.engine.core.snapshot import Snapshot
+
+    store = LaneStore(Snapshot.from_dict(fixed_snapshot()))
     store.alert_after = float("inf")
     for event in fixed_events():
         store.ingest(event)

@@ -9,6 +9,7 @@ from autoresearch_tui.engine.config import TuiConfig
 from tests.tui.support import T0, fixed_app, fixed_store, screen_text
 from autoresearch_tui.tui.attention import desktop_notification
 from autoresearch_tui.engine.core.render import clean, transcript_lines
+from autoresearch_tui.engine.core.snapshot import Snapshot
 from autoresearch_tui.tui.store import LaneFeed, LaneStore
 
 
@@ -38,7 +39,7 @@ def test_feed_history_prepend_bumps_generation():
 
 
 def test_store_alerts_only_for_live_events():
-    store = LaneStore({"lanes": {"a": {"name": "a", "state": "running"}}})
+    store = LaneStore(Snapshot.from_dict({"lanes": {"a": {"name": "a", "state": "running"}}}))
     store.alert_after = T0
     store.ingest({"ts": T0 - 5, "lane": "a", "type": "run_recorded", "new_best": True, "run_id": "1"})
     assert not store.alerts
@@ -48,7 +49,23 @@ def test_store_alerts_only_for_live_events():
     store.ingest({"ts": T0 + 3, "lane": "a", "type": "merge", "ok": False, "message": "main is dirty"})
     titles = [a.title for a in store.alerts]
     assert titles == ["new best in lane a", "lane a needs attention", "merge of lane a failed"]
-    assert store.lanes["a"]["state"] == "needs_attention"
+
+
+def test_store_figures_come_from_the_engines_lane_snapshots_only():
+    """The TUI never re-derives a figure: events feed the transcript, snapshots the numbers."""
+    store = LaneStore(Snapshot.from_dict({"lanes": {"a": {"name": "a", "state": "running",
+                                                          "frontier": {"runs": 3, "best": 7.0}}}}))
+    store.ingest({"ts": T0, "lane": "a", "type": "run_recorded", "run_id": "0004", "status": "keep",
+                  "metric_value": 5.0, "new_best": True, "best": 5.0})
+    store.ingest({"ts": T0, "lane": "a", "type": "lane_state", "state": "paused"})
+    assert store.lanes["a"].frontier.runs == 3 and store.lanes["a"].frontier.best == 7.0
+    assert store.lanes["a"].state == "running"
+    store.ingest({"type": "lane_snapshot", "lane_snapshot": {
+        "name": "a", "state": "paused", "frontier": {"runs": 4, "best": 5.0, "best_history": [7.0, 5.0]}}})
+    lane = store.lanes["a"]
+    assert (lane.state, lane.frontier.runs, lane.frontier.best, lane.frontier.best_history) == \
+        ("paused", 4, 5.0, [7.0, 5.0])
+    assert "a" in store.dirty_lanes
 
 
 def test_desktop_notification_sequences():
@@ -81,14 +98,22 @@ async def test_full_log_keeps_repainting_after_dropping_lines():
         for n in range(300):
             feed.lines.append(f"line {n}")
             feed.total += 1
-        await pilot.pause(0.3)
+        await shown(pilot, lambda: "line 299" in screen_text(app))
         assert log.line_count == 50 and log.lines[-1] == "line 299"
-        assert "line 299" in screen_text(app)
         for n in range(300, 320):
             feed.lines.append(f"line {n}")
             feed.total += 1
-        await pilot.pause(0.3)
-        assert "line 319" in screen_text(app)
+        await shown(pilot, lambda: "line 319" in screen_text(app))
+
+
+async def shown(pilot, predicate, timeout: float = 15.0) -> None:
+    """Wait for what a person would see (a loaded machine paints later, not differently)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "not on screen in time:\n" + screen_text(pilot.app)
+        await pilot.pause(0.1)
 
 
 async def test_unknown_theme_falls_back_and_warns():
@@ -113,7 +138,8 @@ def test_fixed_store_has_every_lane():
 def test_attach_explains_when_the_engine_cannot_start(tmp_path, monkeypatch, capsys):
     import argparse
 
-    import autoresearch_tui.cli.attach
+    from autoresearch_tui.cli.common import attach
+    from autoresearch_tui.engine.daemon import control
     from autoresearch_tui.engine.daemon.control import DaemonError
     from tests.support import make_workspace
 
@@ -122,8 +148,8 @@ def test_attach_explains_when_the_engine_cannot_start(tmp_path, monkeypatch, cap
     def refuse(config, **kwargs):
         raise DaemonError("the engine exited at start (code 1); see engine.log")
 
-    monkeypatch.setattr(autoresearch_tui.cli.attach, "spawn_daemon", refuse)
-    assert autoresearch_tui.cli.attach.attach(argparse.Namespace(config=str(config.path))) == 1
+    monkeypatch.setattr(control, "spawn_daemon", refuse)
+    assert attach(argparse.Namespace(config=str(config.path))) == 1
     assert "cannot start the engine: the engine exited at start" in capsys.readouterr().err
 
 
@@ -174,3 +200,145 @@ async def test_transcript_follows_the_tail_across_lane_switches_until_the_user_s
         await pilot.pause()
         await pilot.pause()
         assert log.follow and log.scroll_y == log.max_scroll_y
+
+
+# ---------------------------------------------------------------- issue 14: what a newcomer hit
+
+
+async def test_switching_to_the_runs_tab_focuses_the_table_so_arrows_and_enter_work():
+    app = fixed_app()
+    async with app.run_test(size=(130, 36)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("t")  # Transcript -> Runs
+        await pilot.pause(0.3)
+        table = app.screen.query_one("#runs")
+        assert app.focused is table
+        await pilot.press("down", "enter")
+        await pilot.pause(0.5)
+        assert type(app.screen).__name__ == "RunDetailsScreen"
+        assert ("run_details", {"lane": "a", "run_id": "0005"}) in app.bridge.sent
+
+
+async def test_the_runs_cursor_stays_on_its_run_when_a_new_run_lands():
+    from tests.tui.support import LEDGER_ROWS
+
+    app = fixed_app()
+    async with app.run_test(size=(130, 36)) as pilot:
+        await pilot.pause(0.3)
+        table = app.screen.query_one("#runs")
+        table.show_rows("a", LEDGER_ROWS, {"baseline": 10.0, "best_run": "0006"})
+        table.move_cursor(row=table.get_row_index("0003"))
+        newer = {**LEDGER_ROWS[-1], "run_id": "0007", "description": "one more"}
+        table.show_rows("a", [*LEDGER_ROWS, newer], {"baseline": 10.0, "best_run": "0006"})
+        await pilot.pause(0.1)
+        assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == "0003"
+
+
+async def test_leaving_the_grid_takes_zoom_out_of_the_footer():
+    app = fixed_app()
+    async with app.run_test(size=(130, 36)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("g")
+        await shown(pilot, lambda: "Zoom" in screen_text(app).splitlines()[-1])
+        await pilot.press("g")
+        await shown(pilot, lambda: "Zoom" not in screen_text(app).splitlines()[-1] and "Quit" in screen_text(app))
+
+
+async def test_the_logs_view_follows_new_events():
+    app = fixed_app()
+    async with app.run_test(size=(130, 36)) as pilot:
+        await pilot.pause(0.3)
+        await pilot.press("l")
+        await pilot.pause(0.5)
+        await shown(pilot, lambda: "following new events" in screen_text(app))
+        app.store.ingest({"ts": T0 + 100, "lane": "a", "type": "warning", "where": "x",
+                          "message": "a brand new event"})
+        await shown(pilot, lambda: "a brand new event" in screen_text(app))
+
+
+def test_the_sparkline_keeps_the_recent_stretch_readable_after_one_huge_baseline():
+    from autoresearch_tui.tui.widgets.lane_card import sparkline_points
+
+    history = [1000.0] + [10.0 - 0.05 * i for i in range(80)]  # -95% early, then slow gains
+    points = sparkline_points(history, "minimize")
+    recent = points[-20:]
+    spread = (max(points) - min(points)) or 1.0
+    # The last 20 runs improved 10%: they must span a visible share of the bar heights.
+    assert (max(recent) - min(recent)) / spread > 0.2
+    assert points == sorted(points)  # a minimized metric's running best only rises in the chart
+
+
+async def test_an_80_column_terminal_keeps_the_header_whole_and_detach_quit_in_the_footer():
+    app = fixed_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await shown(pilot, lambda: "Quit" in screen_text(app))
+        lines = screen_text(app).splitlines()
+        header, footer = lines[0].rstrip(), lines[-1]
+        assert not header.endswith("│") and "engine running" in header
+        assert "Detach" in footer and "Quit" in footer and "Help" in footer
+
+
+def test_the_engines_tool_answers_are_one_readable_line_with_the_json_in_the_logs():
+    import json as json_module
+
+    from autoresearch_tui.tui.screens.logs import log_lines
+
+    answer = {"run_id": "0007", "status": "keep", "metric": 7.9, "metric_name": "step_time_ms",
+              "best": 7.9, "best_run": "0007", "new_best": True, "within_noise": False,
+              "delta_vs_baseline_pct": -21.0, "runs": 7, "counts": {"keep": 7}}
+    event = {"ts": T0, "lane": "a", "type": "tool_result", "tool": "mcp__autoresearch__record_run",
+             "output": json_module.dumps(answer, indent=1)}
+    lines = transcript_lines(event)
+    assert len(lines) == 1
+    assert "record_run: run 0007 keep · step_time_ms 7.9 · -21.0% vs baseline · NEW BEST" in lines[0]
+    full = log_lines(event)
+    assert len(full) > 5 and any('"delta_vs_baseline_pct": -21.0' in line for line in full)
+    other = {**event, "tool": "Bash", "output": "plain output"}
+    assert transcript_lines(other)[1] == "  │ plain output"
+
+
+def test_a_lane_card_and_status_say_why_a_lane_needs_attention():
+    from autoresearch_tui.cli.status import status_lines
+    from autoresearch_tui.tui.widgets.lane_card import lane_text
+
+    reason = "5 failures in a row: SessionError: the session ended with an error (HTTP 401): invalid x-api-key"
+    lane = Snapshot.from_dict({"lanes": {"a": {"name": "a", "state": "needs_attention",
+                                               "needs_attention_reason": reason}}}).lanes["a"]
+    assert reason in " ".join(lane_text(lane, 1).plain.split())
+    lines = status_lines({"lanes": {"a": lane.to_dict()}, "metric": "step_time_ms"})
+    assert any("why:" in line and "invalid x-api-key" in line for line in lines)
+
+
+async def test_a_lane_waiting_for_the_device_is_shown_apart_from_a_running_one_and_the_header_has_busy_share(
+        monkeypatch):
+    from autoresearch_tui.tui.widgets import engine_header
+
+    app = fixed_app(bell=False, desktop_notifications=False)
+    snapshot = app.store.snapshot
+    snapshot.lanes["b"].state = "running"
+    snapshot.devices = {"platform": "tpu", "chips": 8, "busy_share": 0.634, "queue": [{"lane": "b"}],
+                           "slots": [{"index": 0, "chips": [0, 1, 2, 3], "state": "leased", "lane": "a"},
+                                     {"index": 1, "chips": [4, 5, 6, 7], "state": "leased", "lane": "c"}]}
+    monkeypatch.setattr(engine_header, "CLOCK", lambda: T0)
+
+    async def shows(pilot, *needles: str) -> str:
+        for _ in range(100):  # the lane list is flushed on a timer: wait for it, not a fixed time
+            text = screen_text(app)
+            if all(n in text for n in needles):
+                return text
+            await pilot.pause(0.05)
+        raise AssertionError(f"{needles} not on screen:\n{text}")
+
+    async with app.run_test(size=(160, 40)) as pilot:
+        waiting = {**snapshot.lanes["b"].to_dict(), "lease": {
+            "state": "waiting", "position": 2, "text": "waiting for device (2nd in queue)"}}
+        app.store.ingest({"type": "lane_snapshot", "lane_snapshot": waiting})  # pushed by the engine
+        text = await shows(pilot, "⧗ waiting   b", "2nd in the device queue")  # the lane list
+        assert "● running   a" in text  # the running lane keeps its own look
+        assert "device tpu busy 63% (2/2 slots, 1 queued)" in text  # the header
+        await pilot.press("2")  # the selected lane's summary says it in full
+        await shows(pilot, "lane b  ⧗ waiting (waiting for device (2nd in queue))")
+        leased = {**waiting, "lease": {"state": "leased", "slot": 1, "text": "on slot 1 (chips 4,5,6,7)"}}
+        app.store.ingest({"type": "lane_snapshot", "lane_snapshot": leased})
+        text = await shows(pilot, "● running   b")
+        assert "⧗ waiting" not in text

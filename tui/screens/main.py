@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, TabbedContent
 
 from autoresearch_tui.engine.client import EngineClientError
+from autoresearch_tui.engine.core.lane_state import NEEDS_ATTENTION, PAUSED, PAUSING, STOPPED
 from autoresearch_tui.tui.store import Alert, LaneStore
 from autoresearch_tui.tui.screens.confirm import ConfirmScreen
 from autoresearch_tui.tui.screens.help import HelpScreen
@@ -26,7 +27,11 @@ from autoresearch_tui.tui.widgets import (DecisionsTable, EngineHeader, GridPane
                          LaneView, ProfileView, RunsTable, TranscriptLog)
 
 FLUSH_HZ = 30
+TAB_WIDGETS = {"tab-transcript": "#transcript", "tab-runs": "#runs", "tab-profile": "#profile",
+               "tab-decisions": "#decisions"}
+"""Each tab's main widget, focused when the tab is shown."""
 SNAPSHOT_EVERY_S = 2.0
+NARROW_COLUMNS = 100
 CARDS_EVERY_S = 0.25
 
 LANE_BINDINGS = [
@@ -38,20 +43,23 @@ MAIN_BINDINGS = [
     Binding("tab", "next_lane", "Next lane", show=False, tooltip="Show the next lane", id="next_lane"),
     Binding("t", "next_tab", "Tab", show=False,
             tooltip="Next tab: Transcript, Runs, Profile, Decisions", id="next_tab"),
-    Binding("g", "toggle_grid", "Grid", tooltip="Every lane's live transcript side by side", id="grid"),
-    Binding("p", "pause_resume", "Pause/resume", tooltip="Pause or resume the lane's agent", id="pause"),
+    # Footer order is priority order: an 80-column terminal shows the first ones, and
+    # Detach and Quit must never fall off the end.
+    Binding("p", "pause_resume", "Pause", tooltip="Pause or resume the lane's agent (also a stopped lane)",
+            id="pause"),
     Binding("r", "retrospective", "Retro", tooltip="Ask the lane's agent for a retrospective now",
             id="retrospective"),
     Binding("m", "merge", "Merge", tooltip="Merge the lane's best kept commit into the main repo",
             id="merge"),
-    Binding("s", "stop_lane", "Stop lane", tooltip="Stop the lane (asks first)", id="stop_lane"),
-    Binding("n", "add_lane", "New lane", tooltip="Add a lane", id="add_lane"),
-    Binding("i", "send_message", "Message", tooltip="Send a message to the lane's agent", id="message"),
-    Binding("l", "logs", "Logs", tooltip="The lane's full event log, paged", id="logs"),
-    Binding("c", "reconnect", "Reconnect", show=False, tooltip="Reconnect to the engine", id="reconnect"),
+    Binding("s", "stop_lane", "Stop", tooltip="Stop the lane (asks first)", id="stop_lane"),
+    Binding("g", "toggle_grid", "Grid", tooltip="Every lane's live transcript side by side", id="grid"),
     Binding("d", "detach", "Detach", tooltip="Leave the UI; the engine keeps running", id="detach"),
     Binding("q", "request_quit", "Quit", tooltip="Detach or stop the engine (asks)", id="quit"),
     Binding("question_mark", "help", "Help", tooltip="Show every key", id="help"),
+    Binding("l", "logs", "Logs", tooltip="The lane's full event log, paged, following new events", id="logs"),
+    Binding("i", "send_message", "Message", tooltip="Send a message to the lane's agent", id="message"),
+    Binding("n", "add_lane", "New lane", tooltip="Add a lane", id="add_lane"),
+    Binding("c", "reconnect", "Reconnect", show=False, tooltip="Reconnect to the engine", id="reconnect"),
 ]
 
 
@@ -78,9 +86,14 @@ class MainScreen(Screen[None]):
             with ContentSwitcher(initial="lane-view", id="switcher"):
                 yield LaneView(id="lane-view")
                 yield LaneGrid(id="grid")
-        yield Footer()
+        yield Footer(compact=True)
+
+    def on_resize(self) -> None:
+        # Under 100 columns the lane list gives room to the lane view (docs: design for 80).
+        self.set_class(self.size.width < NARROW_COLUMNS, "-narrow")
 
     def on_mount(self) -> None:
+        self.on_resize()
         names = self.store.lane_names()
         if names and self.selected is None:
             self.selected = names[0]
@@ -121,7 +134,7 @@ class MainScreen(Screen[None]):
         except EngineClientError:
             return
         self.store.set_snapshot(snapshot)
-        self.query_one(EngineHeader).show(snapshot)
+        self.query_one(EngineHeader).show(self.store.snapshot)
 
     async def request(self, op: str, *, title: str, quiet: bool = False, **args: Any) -> dict | None:
         """One engine request; every answer (or refusal) is shown."""
@@ -150,10 +163,9 @@ class MainScreen(Screen[None]):
 
     def update_cards(self) -> None:
         self._cards_at = time.monotonic()
-        direction = self.store.snapshot.get("direction", "minimize")
-        self.query_one(LaneList).show(self.store.lanes, self.selected, direction)
+        self.query_one(LaneList).show(self.store.lanes, self.selected)
         lane = self.store.lanes.get(self.selected or "")
-        self.query_one(LaneSummary).show(lane, self.store.snapshot.get("metric", ""))
+        self.query_one(LaneSummary).show(lane, self.store.snapshot.metric)
         if self.grid_mode:
             self.query_one(LaneGrid).show(self.store.lanes, self.selected)
 
@@ -164,9 +176,9 @@ class MainScreen(Screen[None]):
         feed = self.store.feed(self.selected)
         self.query_one("#transcript", TranscriptLog).sync(feed)
         self.query_one(DecisionsTable).sync(feed)
-        lane = self.store.lanes.get(self.selected, {})
-        self.query_one(ProfileView).show((lane.get("metrics") or {}).get("latest_profile"))
-        self.query_one(LaneSummary).show(lane, self.store.snapshot.get("metric", ""))
+        lane = self.store.lanes.get(self.selected)
+        self.query_one(ProfileView).show(lane.metrics.latest_profile if lane else None)
+        self.query_one(LaneSummary).show(lane, self.store.snapshot.metric)
         tabs = self.query_one(TabbedContent)
         if tabs.active == "tab-runs":
             self.load_runs(self.selected)
@@ -179,13 +191,16 @@ class MainScreen(Screen[None]):
         self.flushes += 1
         while store.alerts:
             self.app.attention(store.alerts.popleft())
+        if store.resync_needed:  # the engine dropped events for this client: re-read it all
+            store.resync_needed = False
+            self.run_worker(self.refresh_snapshot(), group="snapshot", exclusive=True)
         dirty = store.dirty_lanes
         if dirty and time.monotonic() - self._cards_at >= CARDS_EVERY_S:
             self._runs_stale.update(dirty)
             store.dirty_lanes = set()
             self.update_cards()
-            lane = store.lanes.get(self.selected or "", {})
-            self.query_one(ProfileView).show((lane.get("metrics") or {}).get("latest_profile"))
+            lane = store.lanes.get(self.selected or "")
+            self.query_one(ProfileView).show(lane.metrics.latest_profile if lane else None)
             if self.selected in self._runs_stale and self.query_one(TabbedContent).active == "tab-runs":
                 self.load_runs(self.selected)
         if self.grid_mode:
@@ -240,6 +255,10 @@ class MainScreen(Screen[None]):
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "tab-runs" and self.selected:
             self.load_runs(self.selected)
+        # The tab's own widget takes the keys (arrows, Enter on a run), not the tab strip.
+        main_widget = TAB_WIDGETS.get(event.pane.id or "")
+        if main_widget:
+            self.query_one(main_widget).focus()
 
     # ------------------------------------------------------------------ lane selection
     def select(self, name: str) -> None:
@@ -305,6 +324,8 @@ class MainScreen(Screen[None]):
                         self.load_history(name)
         else:
             self.show_lane()
+            # Focus leaves the (now hidden) grid pane, so its bindings (⏎ Zoom) leave the footer.
+            self.query_one("#transcript", TranscriptLog).focus()
 
     def _after_grid_shown(self) -> None:
         grid = self.query_one(LaneGrid)
@@ -324,8 +345,9 @@ class MainScreen(Screen[None]):
         lane = self._lane_or_refuse("pause")
         if lane is None:
             return
-        state = self.store.lanes.get(lane, {}).get("state")
-        op = "resume" if state in ("paused", "pausing", "needs_attention") else "pause"
+        current = self.store.lanes.get(lane)
+        # A stopped lane is resumed with p as well (the stop dialog says so).
+        op = "resume" if current and current.state in (PAUSED, PAUSING, NEEDS_ATTENTION, STOPPED) else "pause"
         await self.request(op, title=f"{op} lane {lane}", lane=lane)
         await self.refresh_snapshot()
         self.update_cards()
@@ -348,7 +370,7 @@ class MainScreen(Screen[None]):
             self.notify(f"nothing to merge from lane {lane}: {preview.get('reason', 'not mergeable')}",
                         title="merge refused", severity="warning", timeout=8)
             return
-        metric = self.store.snapshot.get("metric") or preview.get("metric_name", "metric")
+        metric = self.store.snapshot.metric or preview.get("metric_name", "metric")
         body = Text()
         change = preview.get("change_pct")
         body.append(f"{metric}: {preview.get('baseline')} → {preview.get('best')}", style="bold")
@@ -425,7 +447,7 @@ class MainScreen(Screen[None]):
         if self.bridge is None:
             self.notify("not connected to an engine", severity="error")
             return
-        self.app.push_screen(LogsScreen(self.bridge, lane))
+        self.app.push_screen(LogsScreen(self.bridge, lane, self.store))
 
     def action_reconnect(self) -> None:
         if self.bridge is None:

@@ -9,6 +9,9 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from autoresearch_tui.engine.core.render import clean
+from autoresearch_tui.engine.core.snapshot import Snapshot
+
 CLOCK = time.time
 """Where "now" comes from (tests pin it)."""
 
@@ -36,9 +39,9 @@ class EngineHeader(Static):
 
     def __init__(self, **kwargs: Any):
         super().__init__("", **kwargs)
-        self.snapshot: dict[str, Any] = {}
+        self.snapshot = Snapshot()
 
-    def show(self, snapshot: dict[str, Any]) -> None:
+    def show(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self.refresh_text()
 
@@ -47,31 +50,49 @@ class EngineHeader(Static):
         self.refresh_text()
 
     def refresh_text(self) -> None:
+        self.update(self.header_text(self.size.width or 200))
+
+    def on_resize(self) -> None:
+        self.refresh_text()
+
+    def header_text(self, width: int) -> Text:
+        """The parts that fit in `width`, most important first; a part never shows in half
+        and no separator is left hanging."""
         snap = self.snapshot
-        text = Text()
-        if snap.get("scripted"):
+        parts: list[Text] = []
+        if snap.scripted:
             # First, so no terminal is too narrow to show it: nothing here is a real model.
-            text.append(" SCRIPTED DEMO MODEL ", style="bold black on yellow")
-            text.append("  ")
-        # Most important first: a narrow terminal clips the end of the line.
-        text.append(str(snap.get("experiment", "?")), style="bold")
-        metric = snap.get("metric")
-        if metric:
-            arrow = "↓" if snap.get("direction") == "minimize" else "↑"
-            text.append(f" ({metric} {arrow})")
-        text.append("  │  ")
+            parts.append(Text(" SCRIPTED DEMO MODEL ", style="bold black on yellow"))
+        title = Text(clean(snap.experiment or "?"), style="bold")
+        if snap.metric:
+            title.append(f" ({clean(snap.metric)} {'↓' if snap.direction == 'minimize' else '↑'})")
+        parts.append(title)
         if self.connection == "connected":
-            text.append("engine running", style="green")
+            parts.append(Text("engine running", style="green"))
         elif self.connection == "connecting":
-            text.append("engine: connecting…", style="yellow")
+            parts.append(Text("engine: connecting…", style="yellow"))
         else:
-            text.append(f"engine DISCONNECTED: {self.connection} — press c to reconnect", style="bold red")
-        cost = snap.get("total_cost_usd")
-        if isinstance(cost, (int, float)) and not snap.get("scripted"):  # scripted tokens cost nothing
-            text.append(f"  │  cost ${cost:.2f}")
-        started = snap.get("started_at")
-        if isinstance(started, (int, float)):
-            text.append(f"  │  up {format_duration(CLOCK() - started)}")
-        if self.connection == "connected" and snap.get("pid"):
-            text.append(f"  │  pid {snap['pid']}", style="dim")
-        self.update(text)
+            parts.append(Text(f"engine DISCONNECTED: {self.connection} — press c to reconnect", style="bold red"))
+        if not snap.scripted:  # scripted tokens cost nothing
+            parts.append(Text(f"cost ${snap.total_cost_usd:.2f}"))
+        devices = snap.devices
+        if devices and isinstance(devices.get("busy_share"), (int, float)):
+            slots = devices.get("slots") or []
+            leased = sum(1 for slot in slots if isinstance(slot, dict) and slot.get("state") == "leased")
+            queued = len(devices.get("queue") or [])
+            part = Text(f"device {clean(devices.get('platform', '?'))} busy {devices['busy_share'] * 100:.0f}%")
+            part.append(f" ({leased}/{len(slots)} slots" + (f", {queued} queued)" if queued else ")"), style="dim")
+            parts.append(part)
+        if snap.started_at is not None:
+            parts.append(Text(f"up {format_duration(CLOCK() - snap.started_at)}"))
+        if self.connection == "connected" and snap.pid:
+            parts.append(Text(f"pid {snap.pid}", style="dim"))
+        room = max(1, width - 2)  # the widget's padding
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for index, part in enumerate(parts):
+            separator = "" if index == 0 else ("  " if index == 1 and snap.scripted else "  │  ")
+            if index and text.cell_len + len(separator) + part.cell_len > room:
+                break
+            text.append(separator)
+            text.append_text(part)
+        return text

@@ -11,8 +11,9 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from autoresearch_tui.tui.store import STATE_ICONS
-from autoresearch_tui.tui.widgets.lane_card import STATE_STYLES, fmt_number, lane_best
+from autoresearch_tui.engine.core.render import clean
+from autoresearch_tui.engine.core.snapshot import LaneSnapshot
+from autoresearch_tui.tui.widgets.lane_card import figures_text, state_text
 from autoresearch_tui.tui.widgets.transcript import TranscriptLog
 
 GRID_LINES = 400
@@ -42,7 +43,7 @@ class GridPane(Vertical, can_focus=True):
     def __init__(self, lane: str, **kwargs: Any):
         super().__init__(**kwargs)
         self.lane = lane
-        self._shown: tuple[dict[str, Any], int] | None = None
+        self._shown: tuple[LaneSnapshot, int] | None = None
 
     def on_mount(self) -> None:
         if self._shown is not None:
@@ -56,19 +57,15 @@ class GridPane(Vertical, can_focus=True):
     def log_widget(self) -> TranscriptLog:
         return self.query_one(TranscriptLog)
 
-    def show(self, lane: dict[str, Any], index: int) -> None:
+    def show(self, lane: LaneSnapshot, index: int) -> None:
         self._shown = (lane, index)
         if not self.children:
             return
-        state = lane.get("state", "?")
-        icon, word = STATE_ICONS.get(state, ("?", state))
-        best, change, runs = lane_best(lane)
         title = Text()
-        title.append(f"{index} {lane.get('name', self.lane)} ", style="bold")
-        title.append(f"{icon} {word}", style=STATE_STYLES.get(state, ""))
-        title.append(f"  runs {runs or 0}  best {fmt_number(best)}")
-        if isinstance(change, (int, float)):
-            title.append(f" ({change:+.1f}%)")
+        title.append(f"{index} {clean(lane.name)} ", style="bold")
+        title.append_text(state_text(lane))
+        title.append("  ")
+        title.append_text(figures_text(lane))
         self.query_one(".pane-title", Static).update(title)
 
     def action_zoom(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.text import Text
@@ -10,23 +11,27 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
-from autoresearch_tui.engine.core.render import clean
-from autoresearch_tui.tui.store import STATE_ICONS
+from autoresearch_tui.engine.core.lane_state import NEEDS_ATTENTION
+from autoresearch_tui.engine.core.render import clean, figure
+from autoresearch_tui.engine.core.snapshot import LaneSnapshot
+from autoresearch_tui.tui.store import display_state, ordinal_suffix
 
 STATE_STYLES = {
     "running": "green", "starting": "cyan", "pausing": "yellow", "paused": "yellow",
     "stopping": "magenta", "stopped": "dim", "needs_attention": "bold red",
+    "waiting": "bold cyan",
 }
+SPARKLINE_POINTS = 60
+"""The running best over the lane's last runs (a long history would squash the recent ones)."""
 
 
 def fmt_number(value: Any) -> str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"{value:.4g}"
-    return "–"
+    return "–" if value is None else figure(value, 4)
 
 
-def fmt_next_injection(info: Any) -> str:
-    if not isinstance(info, dict):
+def fmt_next_injection(info: dict[str, float] | None) -> str:
+    """`3t/9m42s`; `–` when the lane is not running (nothing counts down)."""
+    if not info:
         return "–"
     turns, seconds = info.get("turns_left"), info.get("seconds_left")
     parts = []
@@ -37,38 +42,50 @@ def fmt_next_injection(info: Any) -> str:
     return "/".join(parts) or "–"
 
 
-def lane_best(lane: dict[str, Any]) -> tuple[Any, Any, Any]:
-    """(best, change_pct, runs) from the ledger frontier, else the metrics watcher."""
-    frontier = lane.get("frontier") or {}
-    metrics = lane.get("metrics") or {}
-    best = frontier.get("best")
-    change = frontier.get("change_pct")
-    if best is None:
-        best = (metrics.get("best") or {}).get("value")
-        change = metrics.get("change_pct")
-    runs = frontier.get("runs")
-    if runs is None:
-        runs = metrics.get("runs")
-    return best, change, runs
+def sparkline_points(history: list[float], direction: str) -> list[float]:
+    """The last SPARKLINE_POINTS of the running best, on a log scale when they span more
+    than 10×, so the stretch where the lane is now stays readable (a first, huge baseline
+    would otherwise flatten everything after it to one bar)."""
+    points = [v for v in history[-SPARKLINE_POINTS:] if isinstance(v, (int, float))]
+    if len(points) < 2:
+        return points
+    low, high = min(points), max(points)
+    if low > 0 and high / low > 10:
+        points = [math.log10(v) for v in points]
+    # A sparkline draws high bars for high values; for a minimized metric, up must mean better.
+    return [-v for v in points] if direction == "minimize" else points
 
 
-def lane_text(lane: dict[str, Any], index: int) -> Text:
-    state = lane.get("state", "?")
-    icon, word = STATE_ICONS.get(state, ("?", state))
-    style = STATE_STYLES.get(state, "")
-    best, change, runs = lane_best(lane)
+def state_text(lane: LaneSnapshot, width: int = 0) -> Text:
+    """`● running` (or `⧗ waiting` while its run queues for a device), styled by state."""
+    shown, icon, word = display_state(lane)
+    return Text(f"{icon} {word:<{width}}", style=STATE_STYLES.get(shown, ""))
+
+
+def figures_text(lane: LaneSnapshot, metric: str = "", vs: str = "") -> Text:
+    """`runs 7  best 7.9 (-21.0%)`: the ledger's figures, the same in every view."""
+    frontier = lane.frontier
+    text = Text(f"runs {frontier.runs}  best {metric + ' ' if metric else ''}{fmt_number(frontier.best)}")
+    if frontier.change_pct is not None:
+        text.append(f" ({frontier.change_pct:+.1f}%{vs})", style="green" if frontier.change_pct != 0 else "")
+    return text
+
+
+def lane_text(lane: LaneSnapshot, index: int) -> Text:
     text = Text()
     text.append(f"{index} " if index <= 9 else "  ", style="dim")
-    text.append(f"{icon} {word:<9}", style=style)
-    text.append(f" {lane.get('name', '?')}", style="bold")
-    text.append(f"\n  runs {runs if runs is not None else 0}  best {fmt_number(best)}")
-    if isinstance(change, (int, float)):
-        text.append(f" ({change:+.1f}%)", style="green" if change != 0 else "")
-    policy = lane.get("policy") or {}
-    text.append(f"\n  next inj {fmt_next_injection(lane.get('next_injection'))}"
-                f"  blocks {policy.get('stops_blocked', 0)}", style="dim")
-    if state == "needs_attention" and lane.get("needs_attention_reason"):
-        text.append(f"\n  {clean(lane['needs_attention_reason'])[:60]}", style="red")
+    text.append_text(state_text(lane, width=9))
+    text.append(f" {clean(lane.name)}", style="bold")
+    text.append("\n  ")
+    text.append_text(figures_text(lane))
+    text.append(f"\n  next inj {fmt_next_injection(lane.next_injection)}"
+                f"  blocks {lane.policy.stops_blocked}", style="dim")
+    if lane.waiting_for_device:  # short enough for the lane list; the summary has the full line
+        position = (lane.lease or {}).get("position")
+        place = f"{position}{ordinal_suffix(position)} " if isinstance(position, int) else ""
+        text.append(f"\n  {place}in the device queue", style=STATE_STYLES["waiting"])
+    if lane.state == NEEDS_ATTENTION and lane.needs_attention_reason:
+        text.append(f"\n  {clean(lane.needs_attention_reason)}", style="red")
     return text
 
 
@@ -77,6 +94,7 @@ class LaneCard(Widget):
     LaneCard { height: auto; padding: 0 1; margin-bottom: 1; }
     LaneCard.-selected { background: $primary 25%; }
     LaneCard.-attention { border-left: thick $error; }
+    LaneCard.-waiting { border-left: thick $accent; }
     LaneCard Sparkline { height: 1; margin: 0 2; }
     LaneCard Static { height: auto; }
     """
@@ -94,22 +112,20 @@ class LaneCard(Widget):
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="lane-text")
-        yield Sparkline([], summary_function=min)
+        yield Sparkline([], summary_function=max)
 
-    def show(self, lane: dict[str, Any], index: int, selected: bool) -> None:
+    def show(self, lane: LaneSnapshot, index: int, selected: bool) -> None:
         text = lane_text(lane, index)
         if text.plain != self._last_text:
             self._last_text = text.plain
             self.query_one(Static).update(text)
         self.set_class(selected, "-selected")
-        self.set_class(lane.get("state") == "needs_attention", "-attention")
-        points = list((lane.get("metrics") or {}).get("best_history") or [])[-200:]
+        self.set_class(lane.state == NEEDS_ATTENTION, "-attention")
+        self.set_class(lane.waiting_for_device, "-waiting")
+        points = sparkline_points(lane.frontier.best_history, lane.frontier.direction)
         if points != self._last_points:
             self._last_points = points
-            spark = self.query_one(Sparkline)
-            direction_max = lane.get("_direction") == "maximize"
-            spark.summary_function = max if direction_max else min
-            spark.data = points
+            self.query_one(Sparkline).data = points
 
     def on_click(self) -> None:
         self.post_message(self.Clicked(self.lane_name))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from textual.containers import Grid
 
+from autoresearch_tui.engine.core.snapshot import LaneSnapshot
 from autoresearch_tui.tui.widgets.grid_pane import GridPane
 
 
@@ -18,7 +18,7 @@ class LaneGrid(Grid, can_focus=False):
     def panes(self) -> dict[str, GridPane]:
         return {pane.lane: pane for pane in self.query(GridPane)}
 
-    def show(self, lanes: dict[str, dict[str, Any]], selected: str | None) -> None:
+    def show(self, lanes: dict[str, LaneSnapshot], selected: str | None) -> None:
         panes = self.panes()
         for name in lanes:
             if name not in panes:

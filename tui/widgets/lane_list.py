@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.containers import VerticalScroll
 
+from autoresearch_tui.engine.core.snapshot import LaneSnapshot
 from autoresearch_tui.tui.widgets.lane_card import LaneCard
 
 
@@ -14,7 +13,7 @@ class LaneList(VerticalScroll, can_focus=False):
     LaneList { width: 38; border-right: solid $panel; }
     """
 
-    def show(self, lanes: dict[str, dict[str, Any]], selected: str | None, direction: str = "minimize") -> None:
+    def show(self, lanes: dict[str, LaneSnapshot], selected: str | None) -> None:
         cards = {card.lane_name: card for card in self.query(LaneCard)}
         for name in list(cards):
             if name not in lanes:
@@ -24,6 +23,6 @@ class LaneList(VerticalScroll, can_focus=False):
             if card is None:
                 card = LaneCard(name)
                 self.mount(card)
-                card.call_after_refresh(card.show, {**lane, "_direction": direction}, index, name == selected)
+                card.call_after_refresh(card.show, lane, index, name == selected)
                 continue
-            card.show({**lane, "_direction": direction}, index, name == selected)
+            card.show(lane, index, name == selected)

@@ -31,8 +31,8 @@ class RunsTable(DataTable):
         if signature == self._signature:
             return
         self._signature = signature
-        keep_cursor = self.lane == lane
-        cursor = self.cursor_row
+        # The cursor stays on its run (not its row number) when new runs land above it.
+        selected_run = self._run_at_cursor() if self.lane == lane else None
         self.lane = lane
         self.clear()
         baseline = frontier.get("baseline")
@@ -54,5 +54,13 @@ class RunsTable(DataTable):
                 Text(clean(row.get("description", ""))[:80]),
                 key=run_id,
             )
-        if keep_cursor and self.row_count:
-            self.move_cursor(row=min(cursor, self.row_count - 1))
+        if selected_run is not None and selected_run in self.rows:
+            self.move_cursor(row=self.get_row_index(selected_run))
+
+    def _run_at_cursor(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except Exception:  # no cell under the cursor (an empty table)
+            return None

@@ -23,7 +23,8 @@ def lane(tmp_path):
     config = make_workspace(tmp_path)
     from autoresearch_tui.engine.workspace import Workspace
 
-    return Lane("a", config, Workspace(config), publish=lambda event: None)
+    return Lane("a", config, Workspace(config), publish=lambda event: None,
+                session_factory=lambda lane: None)  # never opened: no session runs here
 
 
 @pytest.mark.parametrize("relative", [
@@ -89,8 +90,8 @@ def test_a_malformed_lane_json_is_set_aside_and_the_lane_starts_fresh_from_its_l
     workspace.ledger_path("a").write_text(
         "\t".join(columns("step_time_ms")) + "\n"
         + "\t".join(["0001", "2026-01-01T00:00:00Z", "", "10", "keep", "baseline", "", "", "", ""]) + "\n")
-    offline = offline_snapshot(config)["lanes"]["a"]  # `status` with no engine: a warning, no crash
-    assert "lane.json" in offline["warning"]
+    offline = offline_snapshot(config).lanes["a"]  # `status` with no engine: a warning, no crash
+    assert "lane.json" in offline.warning
     engine = Engine(config, env=dict(os.environ))
     record = engine.lanes["a"].record
     assert record.state == "starting" and record.session_id is None and record.counters.turns == 0
@@ -98,4 +99,4 @@ def test_a_malformed_lane_json_is_set_aside_and_the_lane_starts_fresh_from_its_l
     assert len(kept) == 1 and kept[0].read_bytes() == content
     warnings = [e for e in read_events(workspace.events_path("a")) if e["type"] == "warning"]
     assert warnings and "unusable" in warnings[0]["message"] and kept[0].name in warnings[0]["message"]
-    assert engine.lane_snapshot("a")["frontier"]["runs"] == 1  # fresh from the ledger
+    assert engine.lane_snapshot("a").frontier.runs == 1  # fresh from the ledger

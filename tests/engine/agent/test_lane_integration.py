@@ -18,12 +18,6 @@ from tests.support import git, make_workspace, wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
-@pytest.fixture
-def model():
-    with ScriptedModelServer() as server:
-        yield server
-
-
 def make_engine(config, model: ScriptedModelServer, tmp_path: Path) -> Engine:
     env = {**os.environ, **cli_env(tmp_path / "home", model.base_url)}
     return Engine(config, env=env, backoff_base_s=0.05)

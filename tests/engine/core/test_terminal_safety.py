@@ -86,7 +86,9 @@ def test_status_lines_and_the_tui_texts_are_clean():
             "frontier": {}, "metrics": {}, "name": "a"}
     for line in status_lines({"experiment": TITLE_ATTACK, "workspace": TITLE_ATTACK, "lanes": {"a": lane}}):
         assert not UNSAFE.search(line) and "\x1b" not in line
-    assert not UNSAFE.search(lane_text(lane, 1).plain)
+    from autoresearch_tui.engine.core.snapshot import LaneSnapshot
+
+    assert not UNSAFE.search(lane_text(LaneSnapshot.from_dict(lane), 1).plain)
     for env in ({}, {"TERM_PROGRAM": "iTerm.app"}, {"TMUX": "1"}):
         sequence = desktop_notification(TITLE_ATTACK, TITLE_ATTACK, env=env)
         inner = sequence.replace("\x1bPtmux;", "").replace("\x1b\x1b", "\x1b")

@@ -22,13 +22,13 @@ from autoresearch_tui.engine.protocol import socket_path
 from autoresearch_tui.engine.demo.scripted_model import ModelRequest, Turn
 from autoresearch_tui.engine.core.files import read_json
 from autoresearch_tui.engine.workspace import Workspace
+from autoresearch_tui.engine.core.tools import tool_id
 from tests.engine.daemon.conftest import run_cli
 from tests.support import make_workspace, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-RUN_BENCHMARK = "mcp__autoresearch__run_benchmark"
-RECORD_RUN = "mcp__autoresearch__record_run"
+RUN_BENCHMARK, RECORD_RUN = tool_id("run_benchmark"), tool_id("record_run")
 
 
 def cli(*args: str, config) -> subprocess.CompletedProcess:

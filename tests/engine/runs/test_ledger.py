@@ -318,3 +318,14 @@ def test_lane_summary(ws):
     assert summary["best"] == 95.0 and summary["plateau"] is False
     assert [r["run_id"] for r in summary["last_runs"]] == ["0001", "0002", "0003"]
     assert summary["last_runs"][2]["new_best"] is True
+
+
+def test_a_hand_kept_ledger_without_a_header_row_is_read():
+    """Six columns and no header (as a person or another tool keeps one): every row counts,
+    with a warning; before, all of them were dropped as 'fields where the header has 10'."""
+    data = b"0001\tt\taaaa1111\t10.0\tkeep\tbaseline\n0002\tt\tbbbb2222\t9.0\tkeep\tjit\n"
+    rows, warnings = parse_ledger(data, "step_time_ms")
+    assert [r["metric"] for r in rows] == [10.0, 9.0]
+    assert warnings == ["results.tsv:1: no header row; assuming the standard columns"]
+    frontier = compute_frontier(rows, "minimize", "step_time_ms")
+    assert (frontier.runs, frontier.best, frontier.runs_since_best) == (2, 9.0, 0)

@@ -77,7 +77,8 @@ async def test_record_run_answers_even_when_the_ledger_code_raises_stop_iteratio
     from autoresearch_tui.engine.runs import record
 
     workspace = make_workspace(tmp_path)
-    lane = Lane("a", workspace.config, workspace, publish=lambda event: None)
+    lane = Lane("a", workspace.config, workspace, publish=lambda event: None,
+                session_factory=lambda lane: None)  # never opened: no session runs here
 
     def broken(*args, **kwargs):
         return next(iter([]))  # what an unreadable row did deep inside record_run
@@ -99,7 +100,7 @@ def test_a_400_digit_integer_in_a_summary_leaves_the_run_recordable(ws):
         % (huge, huge, huge))
     summary, _profile, warnings = read_run_summary(run_dir / "metrics.jsonl")
     assert summary is None and warnings  # a number no float can hold is a bad record, said so
-    watcher = MetricsWatcher("a", ws.runs_dir("a"), "minimize", lambda event: None)
+    watcher = MetricsWatcher("a", ws.runs_dir("a"), lambda event: None)
     assert [e["type"] for e in watcher.scan_once()] == ["warning", "warning"]
     answer = record_run(ws, "a", "crash", "overflowing summary", run_dir=run_id)
     assert answer["run_id"] == run_id and answer["status"] == "crash"

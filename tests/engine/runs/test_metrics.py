@@ -105,26 +105,26 @@ def test_follower_waits_for_a_half_written_last_line(tmp_path):
     assert [parse_metrics_line(t)["kind"] for _, t in follower.read_lines()] == ["profile"]
 
 
-def test_lane_metrics_baseline_best_change_and_history():
-    lane = LaneMetrics(direction="minimize")
-    for run, seconds in [("r1", 0.100), ("r2", 0.120), ("r3", 0.080), ("r4", 0.090)]:
+def test_lane_metrics_report_the_latest_run_and_never_a_verdict():
+    """Baseline, best and change are the ledger's; the watcher only reports what runs print."""
+    lane = LaneMetrics(metric="step_time_ms")
+    for run, seconds in [("r1", 0.100), ("r2", 0.080), ("r3", 0.090)]:
         lane.add_summary(run, {**SUMMARY, "step_time_median_s": seconds})
-    assert lane.baseline.run_id == "r1" and lane.best.run_id == "r3" and lane.latest.run_id == "r4"
-    assert lane.change_pct == pytest.approx(-20.0)
-    assert lane.latest_change_pct == pytest.approx(-10.0)
-    assert lane.history == pytest.approx([100, 120, 80, 90])
-    assert list(lane.best_history) == pytest.approx([100, 100, 80, 80])
-    up = LaneMetrics(direction="maximize", metric="mfu")
-    assert up.add_summary("r1", {**SUMMARY, "mfu": 0.3})
-    assert not up.add_summary("r2", {**SUMMARY, "mfu": 0.2})
-    assert up.add_summary("r3", {**SUMMARY, "mfu": 0.4}) and up.best.run_id == "r3"
+    lane.add_step("r4", {**STEP, "step_time_s": 0.07})
+    assert lane.runs == 3 and lane.latest_value == pytest.approx(90.0)
+    assert lane.live_step_time_ms == pytest.approx(70.0) and lane.live_run_id == "r4"
+    data = lane.to_dict()
+    assert not any("best" in key or "baseline" in key for key in data)
+    up = LaneMetrics(metric="mfu")
+    up.add_summary("r1", {**SUMMARY, "mfu": 0.3})
+    assert up.latest_value == pytest.approx(0.3)
     json.dumps(up.to_dict())
 
 
 def test_watcher_scan_once_events_warnings_and_new_runs(tmp_path):
     runs = tmp_path / "runs"
     events = []
-    watcher = MetricsWatcher("a", runs, "minimize", events.append, summarize_profiles=False)
+    watcher = MetricsWatcher("a", runs, events.append, summarize_profiles=False)
     assert watcher.scan_once() == []  # no runs folder yet: nothing, no error
     (runs / "r1").mkdir(parents=True)
     (runs / "r1" / "metrics.jsonl").write_text(line(STEP) + "not json\n" + line(SUMMARY) + '{"v":1,"ki')
@@ -133,7 +133,8 @@ def test_watcher_scan_once_events_warnings_and_new_runs(tmp_path):
     assert kinds == [("metric", "step"), ("warning", None), ("metric", "summary")]
     summary = events[2]
     assert summary["lane"] == "a" and summary["run_id"] == "r1"
-    assert summary["step_time_ms"] == pytest.approx(118.3) and summary["new_best"] is True
+    assert summary["step_time_ms"] == pytest.approx(118.3) and summary["value"] == pytest.approx(118.3)
+    assert "new_best" not in summary and "best" not in summary  # verdicts are the ledger's
     assert "metrics.jsonl:2" in events[1]["message"]
     events.clear()
     (runs / "r2").mkdir()
@@ -142,9 +143,9 @@ def test_watcher_scan_once_events_warnings_and_new_runs(tmp_path):
         handle.write('nd":"step","step":1,"step_time_s":0.1}\n')  # completes the half line
     watcher.scan_once()
     assert [(e["run_id"], e.get("kind")) for e in events] == [("r1", "step"), ("r2", "summary"), ("r2", "profile")]
-    assert events[1]["change_pct"] == pytest.approx((50 - 118.3) / 118.3 * 100)
+    assert events[1]["value"] == pytest.approx(50.0)
     assert events[2]["path"] == str((runs / "r2" / PROFILE["dir"]).resolve())
-    assert watcher.state.best.run_id == "r2"
+    assert watcher.state.latest_summary["step_time_median_s"] == 0.05
 
 
 def test_watcher_survives_a_failing_callback_and_floods(tmp_path):
@@ -155,10 +156,10 @@ def test_watcher_survives_a_failing_callback_and_floods(tmp_path):
     def broken(event):
         raise RuntimeError("callback bug")
 
-    watcher = MetricsWatcher("a", runs, "minimize", broken)
+    watcher = MetricsWatcher("a", runs, broken)
     events = watcher.scan_once()
     assert sum(e["type"] == "warning" for e in events) == 5  # capped per file
-    assert watcher.state.latest is not None
+    assert watcher.state.latest_summary is not None
 
 
 def test_restart_rebuilds_state_without_re_emitting(tmp_path):
@@ -166,9 +167,9 @@ def test_restart_rebuilds_state_without_re_emitting(tmp_path):
     (runs / "r1").mkdir(parents=True)
     (runs / "r1" / "metrics.jsonl").write_text(line(SUMMARY))
     emitted = []
-    watcher = MetricsWatcher("a", runs, "minimize", emitted.append)
+    watcher = MetricsWatcher("a", runs, emitted.append)
     watcher.scan_once(emit=False)
-    assert emitted == [] and watcher.state.baseline.run_id == "r1"
+    assert emitted == [] and watcher.state.runs == 1 and watcher.state.latest_value == pytest.approx(118.3)
 
 
 async def test_watcher_follows_with_watchfiles(tmp_path):
@@ -183,7 +184,7 @@ async def test_watcher_follows_with_watchfiles(tmp_path):
             got_summary.set()
 
     stop = asyncio.Event()
-    watcher = MetricsWatcher("b", runs, "minimize", emit, poll_s=0.5)
+    watcher = MetricsWatcher("b", runs, emit, poll_s=0.5)
     task = asyncio.create_task(watcher.run(stop))
     await asyncio.sleep(0.3)
     (runs / "r7").mkdir()

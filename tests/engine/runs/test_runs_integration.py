@@ -15,18 +15,12 @@ from autoresearch_tui.engine.core.events import read_events
 from autoresearch_tui.engine.setup.init_workspace import create_workspace
 from autoresearch_tui.engine.runs.record import read_ledger
 from autoresearch_tui.engine.demo.scripted_model import ModelRequest, ScriptedModelServer, Turn, cli_env
+from autoresearch_tui.engine.core.tools import tool_id
 from tests.support import git, make_workspace, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-RUN_BENCHMARK = "mcp__autoresearch__run_benchmark"
-RECORD_RUN = "mcp__autoresearch__record_run"
-
-
-@pytest.fixture
-def model():
-    with ScriptedModelServer() as server:
-        yield server
+RUN_BENCHMARK, RECORD_RUN = tool_id("run_benchmark"), tool_id("record_run")
 
 
 def engine_for(config, model, tmp_path) -> Engine:
@@ -87,10 +81,12 @@ async def test_jitting_the_example_really_lowers_the_lanes_best_step_time(tmp_pa
     answer = json.loads(model.main_requests[7].tool_result_text())
     assert answer["new_best"] is True and answer["best"] == jitted and answer["baseline"] == baseline
     assert answer["change_pct"] < -50
-    # The UI's view: frontier and live metrics agree.
+    # The UI's view: one best, the ledger's, with its running-best history.
     assert snapshot["frontier"]["best"] == jitted
-    assert "device" not in snapshot  # no accelerator here: absent, not zero
-    assert snapshot["metrics"]["best"]["value"] == pytest.approx(jitted, rel=1e-3)
+    assert snapshot["frontier"]["best_history"] == [baseline, jitted]
+    assert "best" not in snapshot["metrics"]  # the live metrics report runs, never a verdict
+    assert snapshot["metrics"]["latest_summary"]["step_time_median_s"] * 1e3 == pytest.approx(jitted, rel=1e-3)
+    assert snapshot["device"] is None  # no accelerator here: absent, not zero
     recorded = [e for e in read_events(engine.workspace.events_path("a")) if e["type"] == "run_recorded"]
     assert [e["new_best"] for e in recorded] == [False, True]  # the first run is the baseline
 

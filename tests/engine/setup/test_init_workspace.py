@@ -83,3 +83,14 @@ def test_cli(tmp_path, capsys):
     assert args.func(args) == 1
     assert "--force" in capsys.readouterr().err
     assert [lane.name for lane in load_config(tmp_path / "ws" / "autoresearch.toml").lanes] == ["p", "q"]
+
+
+def test_new_and_demo_workspaces_use_one_benchmark_slot(tmp_path):
+    """One slot by default: the demo's two lanes never measure each other."""
+    from autoresearch_tui.engine.demo.workspace import create_demo_workspace
+    from autoresearch_tui.engine.devices.host import device_layout
+
+    for config_path in (create_workspace(tmp_path / "ws"), create_demo_workspace(tmp_path / "demo")):
+        config = load_config(config_path)
+        assert config.devices.slots == 1 and config.devices.agent_shell_device is False
+        assert len(device_layout(config).slots) == 1
