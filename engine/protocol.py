@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from autoresearch_tui.engine.core.events import dumps
+from autoresearch_tui.engine.core.events import dumps, tidy_numbers
 from autoresearch_tui.engine.core.ledger import RUN_ID_PATTERN
 
 PROTOCOL_VERSION = 1
@@ -116,7 +116,9 @@ def request_id_of(line: bytes | str) -> Any:
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    return (dumps(message) + "\n").encode("utf-8")
+    """One message line; floats without noise (core.events.tidy_numbers), DEL and C1 escaped
+    (core.events.dumps)."""
+    return (dumps(tidy_numbers(message)) + "\n").encode("utf-8")
 
 
 SUN_PATH_MAX = 107

@@ -33,6 +33,11 @@ class Workspace:
         """The engine's own files (lock, log, socket), mode 0700 (see engine/protocol.py)."""
         return self.root / ".autoresearch"
 
+    @property
+    def bench_runs_dir(self) -> Path:
+        """Run folders of `autoresearch-tui bench` (no lane's ledger or metrics see them)."""
+        return self.experiment_dir / "_bench"  # not a lane name: those start with a letter or digit
+
     def lane_dir(self, lane: str) -> Path:
         return self.experiment_dir / lane
 

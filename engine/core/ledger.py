@@ -159,8 +159,8 @@ def parse_ledger(data: bytes, metric: str | None = None, name: str = "results.ts
                     header = names
                     continue
                 header = columns(metric or "metric")
-                if len(fields) == len(header) - len(EXTRA_COLUMNS) + (metric in EXTRA_COLUMNS):
-                    header = header[: len(fields)]  # the six required columns only (a hand-kept ledger)
+                if len(names) == len(header) - len(EXTRA_COLUMNS) + (metric in EXTRA_COLUMNS):
+                    header = header[: len(names)]  # the six required columns only (a hand-kept ledger)
                 warnings.append(f"{name}:{number}: no header row; assuming the standard columns")
             row = _parse_row(line, header, metric)
         except _BadRow as exc:

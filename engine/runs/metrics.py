@@ -90,7 +90,9 @@ SCHEMA: dict[str, dict[str, tuple[bool, Callable[[Any], bool], str]]] = {
         "warmup": (False, *_BOOL),
     },
     "summary": {
-        "step_time_median_s": (True, *_NON_NEGATIVE),
+        # Required only where the metric is a step time: a summary may carry just its metric
+        # ({"v":1,"kind":"summary","score":41.0}); the engine asks for what the metric needs.
+        "step_time_median_s": (False, *_NON_NEGATIVE),
         "p10_s": (False, *_NON_NEGATIVE_OR_NULL),
         "p90_s": (False, *_NON_NEGATIVE_OR_NULL),
         "n": (False, *_COUNT_OR_NULL),
@@ -438,10 +440,11 @@ class MetricsWatcher:
             return
         if self._restore_cache(run):
             return
-        summary, profile, lines, end = _index_from_end(path)
+        summary, profile, lines, end, last_step = _index_from_end(path)
         run.follower.size()
         run.follower.offset, run.follower.line_number = end, lines
         run.summary, run.profile, run.summary_ts = summary, profile, _mtime(path)
+        run.last_step = last_step
         run.counts = {"lines": lines}
         self._apply_history(run)
         run.dirty = True
@@ -461,9 +464,14 @@ class MetricsWatcher:
                     return False
             if profile is not None and not isinstance(profile, str):
                 return False
+            last_step = data.get("last_step")
+            if last_step is not None:
+                last_step = parse_metrics_line(json.dumps(last_step))
+                if last_step.get("kind") != "step":
+                    return False
             run.follower.size()
             run.follower.offset, run.follower.line_number = int(data["offset"]), int(data["lines"])
-            run.summary, run.profile = summary, profile
+            run.summary, run.profile, run.last_step = summary, profile, last_step
             run.summary_ts = float(data.get("summary_ts") or 0.0)
             run.counts = {k: int(v) for k, v in (data.get("counts") or {}).items()}
             run.cut_off = bool(data.get("cut_off"))
@@ -475,6 +483,8 @@ class MetricsWatcher:
 
     def _apply_history(self, run: _Run) -> None:
         with self._lock:
+            if run.last_step is not None:  # the live step time, as if the run had been followed
+                self.state.add_step(run.run_id, run.last_step)
             if run.summary is not None:
                 self.state.add_summary(run.run_id, run.summary)
             if run.profile is not None:
@@ -507,7 +517,7 @@ class MetricsWatcher:
         if size == run.cut_off_size:
             return []
         run.cut_off_size = size
-        summary, profile, _lines, _end = _index_from_end(run.follower.path, max_bytes=1 << 20,
+        summary, profile, _lines, _end, _step = _index_from_end(run.follower.path, max_bytes=1 << 20,
                                                          count_lines=False)
         if summary is None or summary == run.summary:
             return []
@@ -567,7 +577,8 @@ class MetricsWatcher:
             fields["step_time_ms"] = record["step_time_s"] * 1e3
         elif kind == "summary":
             self._fold_summary(run, record)
-            fields["step_time_ms"] = record["step_time_median_s"] * 1e3
+            if _is_number(record.get("step_time_median_s")):
+                fields["step_time_ms"] = record["step_time_median_s"] * 1e3
             for name in ("p10", "p90"):
                 if _is_number(record.get(f"{name}_s")):
                     fields[f"{name}_ms"] = record[f"{name}_s"] * 1e3
@@ -592,7 +603,8 @@ class MetricsWatcher:
             return  # still growing: write again shortly
         data = {"version": CACHE_VERSION, "inode": run.follower.inode, "offset": run.follower.offset,
                 "lines": run.follower.line_number, "counts": run.counts, "summary": run.summary,
-                "summary_ts": run.summary_ts, "profile": run.profile, "cut_off": run.cut_off}
+                "summary_ts": run.summary_ts, "profile": run.profile, "cut_off": run.cut_off,
+                "last_step": run.last_step}
         try:
             atomic_write_json(run.cache_path, data)
         except (OSError, TypeError, ValueError):
@@ -735,16 +747,16 @@ def _marked_lines_from_end(path: Path, block: int = 1 << 20):
 
 
 def _index_from_end(path: Path, max_bytes: int | None = None, count_lines: bool = True
-                    ) -> tuple[Record | None, str | None, int, int]:
-    """(last summary, last profile dir, complete lines, offset after the last complete line)
-    of a metrics file, reading from its end; at most `max_bytes` are searched."""
+                    ) -> tuple[Record | None, str | None, int, int, Record | None]:
+    """(last summary, last profile dir, complete lines, offset after the last complete line,
+    last step record) of a metrics file, reading from its end; at most `max_bytes` are searched."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:
             handle.seek(max(0, size - MAX_LINE_BYTES - 1))
             tail = handle.read()
     except OSError:
-        return None, None, 0, 0
+        return None, None, 0, 0, None
     newline = tail.rfind(b"\n")
     complete_end = size - len(tail) + newline + 1 if newline >= 0 else 0
     summary, profile, _warnings = _last_records(path, complete_end, max_bytes)
@@ -752,7 +764,21 @@ def _index_from_end(path: Path, max_bytes: int | None = None, count_lines: bool 
         lines = _count_lines(path, complete_end) if count_lines else 0
     except OSError:
         lines = 0
-    return summary, profile, lines, complete_end
+    return summary, profile, lines, complete_end, _last_step(tail[:max(newline, 0)])
+
+
+def _last_step(tail: bytes, lines: int = 64) -> Record | None:
+    """The newest step record among the last `lines` complete lines of `tail`."""
+    for raw in tail.split(b"\n")[-lines:][::-1]:
+        if b'"step"' not in raw:
+            continue
+        try:
+            record = parse_metrics_line(raw)
+        except MetricsParseError:
+            continue
+        if record.get("kind") == "step":
+            return record
+    return None
 
 
 def _last_records(path: Path, end: int | None = None, max_bytes: int | None = None

@@ -104,9 +104,13 @@ async def test_a_vanished_socket_is_recreated_and_status_and_stop_still_work(tmp
     pid = daemons(config, model, tmp_path / "home")
     path = socket_path(config.workspace)
     assert path.parent == Workspace(config).state_dir  # lives with the workspace: survives logout
-    path.unlink()  # what logind does to /run/user/UID when the last SSH session ends
-
-    status = run_cli("status", config=config)
+    # Held still (it keeps its lock) so it cannot recreate the socket before `status` looks.
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        path.unlink()  # what logind does to /run/user/UID when the last SSH session ends
+        status = run_cli("status", config=config)
+    finally:
+        os.kill(pid, signal.SIGCONT)
     assert status.returncode == 0 and "Traceback" not in status.stderr
     assert "engine not running" not in status.stdout
     assert f"pid {pid}" in status.stdout + status.stderr
