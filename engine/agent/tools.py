@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -23,6 +24,8 @@ from autoresearch_tui.engine.runs.measure import measure_run
 
 if TYPE_CHECKING:
     from autoresearch_tui.engine.agent.lane import Lane
+
+log = logging.getLogger(__name__)
 
 EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 RUN_BENCHMARK_SCHEMA = {
@@ -43,6 +46,26 @@ RECORD_RUN_SCHEMA = {
     },
     "required": ["status", "description"],
 }
+
+
+async def in_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """`asyncio.to_thread`, except that a StopIteration raised in the thread arrives as a
+    RuntimeError (asyncio cannot put a StopIteration into a future: the await would hang)."""
+    def call() -> Any:
+        try:
+            return function(*args)
+        except StopIteration as exc:
+            raise RuntimeError(f"StopIteration in {getattr(function, '__name__', function)}") from exc
+
+    return await asyncio.to_thread(call)
+
+
+def _allocate(workspace: Any, lane: str) -> tuple[str, Any]:
+    """record.allocate_run for measure_run's worker thread, with no StopIteration escaping."""
+    try:
+        return record.allocate_run(workspace, lane)
+    except StopIteration as exc:
+        raise RuntimeError("StopIteration in allocate_run") from exc
 
 
 @dataclass(frozen=True)
@@ -92,12 +115,16 @@ class LaneTools:
                 leases=lane.leases, platform=lane.platform, lane=lane.name,
                 cwd=workspace.fork_dir(lane.name),
                 env=lane.run_env(),
-                allocate=lambda: record.allocate_run(workspace, lane.name),
+                allocate=lambda: _allocate(workspace, lane.name),
                 emit=lane.emit,
                 description=str(args.get("description", "")).strip(),
                 args=str(args.get("args", "")),
                 should_stop=lambda: lane.state in (STOPPING, STOPPED),
             )
+        except (record.LedgerError, OSError, RuntimeError) as exc:  # no run folder, or no runner: answer
+            log.warning("lane %s: run_benchmark failed: %s", lane.name, exc)
+            lane.emit("warning", where="run_benchmark", message=str(exc))
+            return ToolAnswer(f"run_benchmark refused: {exc}", is_error=True)
         finally:
             lane.benchmark_running = False
         return ToolAnswer(measured.for_agent(), is_error=measured.status != "ok")
@@ -105,12 +132,16 @@ class LaneTools:
     async def record_run(self, args: dict[str, Any]) -> ToolAnswer:
         lane = self.lane
         try:
-            answer = await asyncio.to_thread(
+            answer = await in_thread(
                 record.record_run, self.workspace, lane.name, args.get("status", ""),
                 args.get("description", ""), args.get("metric"), args.get("run_dir"))
         except record.LedgerError as exc:
             lane.emit("warning", where="record_run", message=str(exc))
             return ToolAnswer(f"record_run refused: {exc}", is_error=True)
+        except Exception as exc:  # every tool call returns, whatever broke
+            log.exception("lane %s: record_run failed", lane.name)
+            lane.emit("error", where="record_run", message=f"{type(exc).__name__}: {exc}")
+            return ToolAnswer(f"record_run failed: {type(exc).__name__}: {exc}", is_error=True)
         if not answer.get("already_recorded"):
             row = answer.get("row", {})
             lane.emit("run_recorded", run_id=answer["run_id"], status=answer["status"],
@@ -125,7 +156,7 @@ class LaneTools:
         return ToolAnswer(json.dumps(tidy_numbers(answer), indent=1, default=str))
 
     async def lane_status(self, args: dict[str, Any]) -> ToolAnswer:
-        summary = await asyncio.to_thread(record.lane_summary, self.workspace, self.lane.name)
+        summary = await in_thread(record.lane_summary, self.workspace, self.lane.name)
         snapshot = self.lane.snapshot().to_dict()
         summary["lane"] = {k: snapshot[k] for k in ("name", "state", "counters", "next_injection")}
         return ToolAnswer(json.dumps(tidy_numbers(summary), indent=1, default=str))

@@ -43,7 +43,12 @@ MAD_SCALE = 1.4826
 MAX_DESCRIPTION = 2000
 BEST_HISTORY_POINTS = 200
 """Running-best points a frontier hands out (snapshots, the TUI's sparkline)."""
-RUN_ID_PATTERN = re.compile(r"^\d{1,12}$")
+RUN_ID_MAX_DIGITS = 64
+RUN_ID_PATTERN = re.compile(rf"^[0-9]{{1,{RUN_ID_MAX_DIGITS}}}$")
+"""Run ids are decimal numbers of any width up to RUN_ID_MAX_DIGITS (compared as integers)."""
+REQUIRED_COLUMNS = ("run_id", "ts", "commit", "status", "description")
+RESERVED_COLUMNS = (*REQUIRED_COLUMNS, "profile")
+"""Column names a metric may not take."""
 
 
 def columns(metric: str) -> list[str]:
@@ -61,9 +66,10 @@ def sanitize(text: Any, limit: int = MAX_DESCRIPTION) -> str:
 
 def format_number(value: float | None) -> str:
     """A ledger field: ten significant digits, so float noise (6.765000000000001) never shows."""
-    if value is None or not math.isfinite(value):
+    value = as_number(value)
+    if value is None:
         return ""
-    return f"{float(value):.10g}"
+    return f"{value:.10g}"
 
 
 def as_number(value: Any) -> float | None:
@@ -71,12 +77,13 @@ def as_number(value: Any) -> float | None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
         return None
     return number if math.isfinite(number) else None
 
 
 def run_sort_key(run_id: str) -> tuple[int, str]:
+    """Numeric order for run ids of any width (non-numeric ones last)."""
     return (int(run_id), run_id) if RUN_ID_PATTERN.match(run_id) else (1 << 62, run_id)
 
 
@@ -102,6 +109,30 @@ def read_ledger(path: Path | str, metric: str | None = None) -> tuple[list[dict]
     return parse_ledger(data, metric=metric, name=str(path))
 
 
+def header_of(data: bytes) -> list[str] | None:
+    """The file's own header row (its column names, in order), or None without one."""
+    for raw in data.decode("utf-8", errors="replace").split("\n"):
+        line = raw.rstrip("\r")
+        if not line.strip():
+            continue
+        names = [f.strip() for f in line.split("\t")]
+        return names if _is_header(names) else None
+    return None
+
+
+def _is_header(names: list[str]) -> bool:
+    return "run_id" in names and "status" in names and len(names) >= 6
+
+
+def check_row(line: str, header: list[str], metric: str | None) -> str | None:
+    """Why `line` (no newline) would not read back under `header`, or None if it would."""
+    try:
+        _parse_row(line, header, metric)
+    except _BadRow as exc:
+        return str(exc)
+    return None
+
+
 def parse_ledger(data: bytes, metric: str | None = None, name: str = "results.tsv"
                  ) -> tuple[list[dict], list[str]]:
     text = data.decode("utf-8", errors="replace")
@@ -123,14 +154,13 @@ def parse_ledger(data: bytes, metric: str | None = None, name: str = "results.ts
             continue
         try:
             if header is None:
-                fields = line.split("\t")
-                names = [f.strip() for f in fields]
-                if "run_id" in names and "status" in names and len(fields) >= 6:
-                    header = [f.strip() for f in fields]
+                names = [f.strip() for f in line.split("\t")]
+                if _is_header(names):
+                    header = names
                     continue
                 header = columns(metric or "metric")
-                if len(fields) == len(header) - len(EXTRA_COLUMNS) + (metric in EXTRA_COLUMNS):
-                    header = header[: len(fields)]  # the six required columns only (a hand-kept ledger)
+                if len(names) == len(header) - len(EXTRA_COLUMNS) + (metric in EXTRA_COLUMNS):
+                    header = header[: len(names)]  # the six required columns only (a hand-kept ledger)
                 warnings.append(f"{name}:{number}: no header row; assuming the standard columns")
             row = _parse_row(line, header, metric)
         except _BadRow as exc:
@@ -350,7 +380,9 @@ def _update_noise(f: Frontier, by_commit: dict[str, list[float]], discard_devs: 
 def answer_for(rows: list[dict], run_id: str, direction: str, metric_name: str,
                plateau_runs: int | None = None) -> dict[str, Any]:
     """The frontier answer for `run_id`, as it stood right after that run was recorded."""
-    index = next(i for i, r in enumerate(rows) if r["run_id"] == run_id)
+    index = next((i for i, r in enumerate(rows) if r["run_id"] == run_id), None)
+    if index is None:  # never StopIteration: it cannot cross a thread into asyncio
+        raise LookupError(f"run {run_id} is not in the ledger")
     frontier = compute_frontier(rows[: index + 1], direction, metric_name)
     row = rows[index]
     verdict = frontier.per_run[run_id]

@@ -38,9 +38,11 @@ def figure(value: Any, digits: int = 6) -> str:
     """A number as a person reads it: `6.765`, not `6.765000000000001`; '-' for none."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "-" if value is None else str(value)
+    if isinstance(value, int):
+        # str() of a huge int is slow, and refused past 4300 digits: say how big it is.
+        return str(value) if abs(value) < 10 ** 15 else f"{value:.6g}" if value.bit_length() < 1000 \
+            else f"~{int(value.bit_length() * 0.30103) + 1}-digit integer"
     if not math.isfinite(value):
-        return str(value)
-    if isinstance(value, int) and abs(value) < 10 ** 15:
         return str(value)
     return f"{value:.{digits}g}"
 
@@ -58,7 +60,7 @@ def event_detail(event: dict[str, Any]) -> str:
     if kind == "assistant_text":
         return one_line(event.get("text", ""))
     if kind == "tool_use":
-        return f"{event.get('tool')} {one_line(json.dumps(event.get('input', {}), ensure_ascii=False, default=str))}"
+        return one_line(f"{event.get('tool')} {json.dumps(event.get('input', {}), ensure_ascii=False, default=str)}")
     if kind == "tool_result":
         return ("ERROR " if event.get("is_error") else "") + one_line(event.get("output", ""))
     if kind == "lane_state":
@@ -160,7 +162,7 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
         return _indent(f"{t} {who}: ", event.get("text", ""), "         ")
     if kind == "tool_use":
         tool = short_tool_name(str(event.get("tool", "?")))
-        return _indent(f"{t} → {tool}: ", _tool_input(tool, event.get("input")), "           ")
+        return _indent(f"{t} → {one_line(tool, 80)}: ", _tool_input(tool, event.get("input")), "           ")
     if kind == "tool_result":
         answer = engine_tool_answer(event)
         if answer is not None:
@@ -173,13 +175,13 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
         head = f"{t} ← {'ERROR ' if event.get('is_error') else ''}result"
         return [head, *("  │ " + line for line in lines)]
     if kind == "injection":
-        return [f"{t} ⟳ injection ({event.get('kind', '?')}): {clean(event.get('reason', ''))}"]
+        return [f"{t} ⟳ injection ({clean(event.get('kind', '?'))}): {clean(event.get('reason', ''))}"]
     if kind == "stop_blocked":
-        return [f"{t} ⛔ stop blocked ({event.get('kind', '?')}): {clean(event.get('reason', ''))}"]
+        return [f"{t} ⛔ stop blocked ({clean(event.get('kind', '?'))}): {clean(event.get('reason', ''))}"]
     if kind == "stop_allowed":
         return [f"{t} ✓ stop allowed: {clean(event.get('reason', ''))}"]
     if kind == "run_started":
-        return [f"{t} ▶ run {event.get('run_id')} started: {clean(event.get('description', ''))}"]
+        return [f"{t} ▶ run {clean(event.get('run_id'))} started: {clean(event.get('description', ''))}"]
     if kind == "run_output":  # the benchmark's own output, streamed while it runs
         return ["  ┊ " + line for line in clean(event.get("text", "")).rstrip("\n").split("\n")]
     if kind == "run_finished":
@@ -191,7 +193,7 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
         waited = event.get("waited_s")
         queued = f" (waited {waited:.1f}s for the device)" if isinstance(waited, (int, float)) and waited >= 0.1 else ""
         why = f" ({clean(event['reason'])})" if event.get("reason") else ""
-        return [f"{t} ■ run {event.get('run_id')} {event.get('status')}{took}{shown}{queued}{why}"]
+        return [f"{t} ■ run {clean(event.get('run_id'))} {clean(event.get('status'))}{took}{shown}{queued}{why}"]
     if kind in LEASE_EVENTS:
         return [f"{t} ⧗ {clean(lease_text(event))}"] if kind in ("lease_wait", "lease_cancelled") else []
     if kind == "metric" and event.get("kind") != "summary":
@@ -270,4 +272,4 @@ def decision_row(event: dict[str, Any]) -> tuple[str, str, str]:
         detail = event.get("reason", "")
     else:
         what = kind
-    return stamp(event.get("ts")), what, " ".join(clean(detail).split())[:300]
+    return stamp(event.get("ts")), one_line(what, 80), " ".join(clean(detail).split())[:300]

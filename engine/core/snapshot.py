@@ -18,9 +18,12 @@ from typing import Any
 from .lane_state import STARTING, LaneRecord, LaneRecordError
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        return float(value) if math.isfinite(value) else None
+    except OverflowError:  # an integer no float can hold
+        return None
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -94,6 +97,8 @@ class LiveMetrics:
     live_step_time_ms: float | None = None
     live_run_id: str | None = None
     latest_profile: dict[str, Any] | None = None
+    loading: bool = False
+    """True while the engine is still reading the lane's run history (just after it starts)."""
 
     @classmethod
     def from_dict(cls, data: Any) -> "LiveMetrics":
@@ -101,7 +106,8 @@ class LiveMetrics:
         return cls(latest_summary=_dict(data.get("latest_summary")),
                    live_step_time_ms=_number(data.get("live_step_time_ms")),
                    live_run_id=_str(data.get("live_run_id"), None),
-                   latest_profile=_dict(data.get("latest_profile")))
+                   latest_profile=_dict(data.get("latest_profile")),
+                   loading=data.get("loading") is True)
 
 
 @dataclass
@@ -119,6 +125,11 @@ class LaneSnapshot(LaneRecord):
     lease: dict[str, Any] | None = None
     """The lane's device lease: {"state": "waiting", "position", "text"} while its run queues
     for a slot, {"state": "leased", "slot", ...} while it holds one, else None."""
+    storage: dict[str, Any] | None = None
+    """Writes of the lane's own files: {"fault": "disk full at ..." or None, "lost_events",
+    "pending_events", "failed_saves"}."""
+    warning: str | None = None
+    """Why the lane's lane.json could not be used (status with no engine)."""
 
     @property
     def waiting_for_device(self) -> bool:
@@ -147,6 +158,8 @@ class LaneSnapshot(LaneRecord):
             metrics=LiveMetrics.from_dict(data.get("metrics")),
             device=_dict(data.get("device")),
             lease=_dict(data.get("lease")),
+            storage=_dict(data.get("storage")),
+            warning=_str(data.get("warning"), None),
             api_retry=_dict(data.get("api_retry")),
         )
 

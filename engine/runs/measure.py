@@ -158,6 +158,8 @@ async def measure_run(
             hang_timeout_s=experiment.hang_timeout_s, args=args,
             on_output=lambda text: emit("run_output", run_id=run_id, text=text),
             should_stop=should_stop, prefix=affinity_prefix(cpu_affinity(lease.slot)),
+            max_metrics_bytes=int(experiment.max_metrics_mb * (1 << 20)),
+            pass_env=experiment.bench_pass_env,
         )
     except BaseException as exc:  # cancelled (the lane or the engine stopping), or the runner failed
         cancelled = isinstance(exc, asyncio.CancelledError)

@@ -12,9 +12,11 @@ Integrity rules:
 - `refs/autoresearch/runs/<run_id>` is created in the fork *before* the row is written, so
   a recorded commit is never left without a ref that protects it from `git gc`.
 - Recording the same run_id twice writes nothing and answers as the first time did.
+- A row follows the file's own header (extra columns left empty, any order); a header
+  without the columns a row needs is refused, and so is a row that would not read back.
 
 Run ids are per lane: "0001", "0002", ... (zero-padded to 4 digits, wider past 9999;
-compare them as integers). A new id is one past the highest id seen in runs/, in the
+compare them as integers; readers accept any width up to RUN_ID_MAX_DIGITS). A new id is one past the highest id seen in runs/, in the
 ledger and in the fork's run refs, and is claimed with an atomic mkdir: ids are unique,
 increasing and never reused after a restart.
 """
@@ -29,9 +31,11 @@ from typing import Any
 
 from autoresearch_tui.engine.core.files import fsync_dir
 from autoresearch_tui.engine.core.git import git
+from autoresearch_tui.engine.core.secrets import redact
 from autoresearch_tui.engine.core.ledger import (
-    RUN_ID_PATTERN, NUMERIC_EXTRAS, STATUSES, TORN_MARK, Frontier, as_number, answer_for, columns,
-    compute_frontier, parse_ledger, read_ledger, run_sort_key, sanitize, format_number,
+    REQUIRED_COLUMNS, RUN_ID_MAX_DIGITS, RUN_ID_PATTERN, NUMERIC_EXTRAS, STATUSES, TORN_MARK, Frontier,
+    as_number, answer_for, check_row, columns, compute_frontier, header_of, parse_ledger, read_ledger,
+    run_sort_key, sanitize, format_number,
 )
 from autoresearch_tui.engine.repo.forks import RUN_REF_PREFIX
 from autoresearch_tui.engine.runs.run_info import WRONG_DEVICE, read_run_info
@@ -77,6 +81,10 @@ def allocate_run(workspace: Workspace, lane: str) -> tuple[str, Path]:
     number = max(_existing_run_numbers(workspace, lane), default=0) + 1
     while True:
         run_id = f"{number:04d}"
+        if len(run_id) > RUN_ID_MAX_DIGITS:
+            raise LedgerError(f"run ids of lane {lane} are used up (the next would have {len(run_id)} "
+                              f"digits; at most {RUN_ID_MAX_DIGITS}): a run id in its ledger or runs/ "
+                              "is absurdly large; rename it")
         try:
             os.mkdir(runs / run_id)
             return run_id, runs / run_id
@@ -188,7 +196,8 @@ def record_run(workspace: Workspace, lane: str, status: str, description: str,
     fd = os.open(ledger, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        rows, read_warnings = parse_ledger(_read_fd(fd), metric=cfg.metric, name=str(ledger))
+        data = _read_fd(fd)
+        rows, read_warnings = parse_ledger(data, metric=cfg.metric, name=str(ledger))
         existing = next((r for r in rows if r["run_id"] == run_id), None)
         if existing is not None:
             if existing["commit"]:
@@ -231,13 +240,18 @@ def record_run(workspace: Workspace, lane: str, status: str, description: str,
             "commit": commit,
             cfg.metric: format_number(value),
             "status": status,
-            "description": sanitize(description),
+            "description": sanitize(redact(str(description if description is not None else ""))),
             **{k: format_number(measured.get(k)) for k in NUMERIC_EXTRAS if k != cfg.metric},
             "profile": profile,
         }
-        cols = columns(cfg.metric)
         header_needed = os.fstat(fd).st_size == 0
-        line = "\t".join(record[c] for c in cols) + "\n"
+        cols = columns(cfg.metric) if header_needed else _writable_columns(data, cfg.metric, ledger)
+        line = "\t".join(record.get(c, "") for c in cols)
+        problem = check_row(line, cols, cfg.metric)
+        if problem:  # refuse before writing: a row that cannot be read back is a lost run
+            raise LedgerError(f"{ledger}: the row for run {run_id} would not read back ({problem}); "
+                              "nothing was written")
+        line += "\n"
         if header_needed:
             line = "\t".join(cols) + "\n" + line
         _ensure_run_ref(fork, run_id, commit)  # the ref first: a row never lacks one
@@ -246,10 +260,31 @@ def record_run(workspace: Workspace, lane: str, status: str, description: str,
     finally:
         os.close(fd)  # releases the flock
     fsync_dir(ledger.parent)
+    this = next((r for r in rows if r["run_id"] == run_id), None)
+    if this is None:
+        raise LedgerError(f"{ledger}: run {run_id} was written but does not read back: "
+                          + "; ".join(read_warnings[-3:]))
     answer = answer_for(rows, run_id, cfg.direction, cfg.metric, plateau_runs)
-    this = next(r for r in rows if r["run_id"] == run_id)
     answer.update(already_recorded=False, warnings=warnings + read_warnings, row=_public(this))
     return answer
+
+
+def _writable_columns(data: bytes, metric: str, ledger: Path) -> list[str]:
+    """The columns a new row follows: the file's own header (a hand-added `notes` column or a
+    reordered file stays as it is), or the standard ones when it has none. A header that
+    lacks what a row needs is refused with what to do."""
+    header = header_of(data)
+    if header is None:
+        return columns(metric)
+    missing = [c for c in (*REQUIRED_COLUMNS, metric) if c not in header]
+    duplicated = sorted({c for c in header if header.count(c) > 1 and c})
+    if missing or duplicated:
+        problem = (f"no {', '.join(missing)} column" if missing else
+                   f"the column {', '.join(duplicated)} appears twice")
+        raise LedgerError(f"{ledger}: its header has {problem} (columns: {' '.join(header)}); "
+                          f"fix the header or move the file aside (the standard header is: "
+                          f"{' '.join(columns(metric))})")
+    return header
 
 
 def _public(row: dict) -> dict:
