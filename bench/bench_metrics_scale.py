@@ -88,7 +88,7 @@ async def start_figures(config, env) -> dict:
             break
         await asyncio.sleep(0.1)
     history_s = time.perf_counter() - started
-    runs = sum(lane["metrics"].get("runs", 0) for lane in lanes.values())
+    runs = sum(1 for lane in lanes.values() if (lane.get("metrics") or {}).get("latest_summary"))
     figures = {"pid": pid, "socket_s": socket_s, "history_s": history_s, "rss": rss_mib(pid), "runs": runs}
     return figures | {"client": client}
 
@@ -149,7 +149,7 @@ async def main() -> None:
             for label in ("cold (no caches)", "warm (restart, caches)"):
                 figures = await start_figures(config, env)
                 print(f"start {label}: socket answers after {figures['socket_s']:.2f}s, history loaded "
-                      f"after {figures['history_s']:.2f}s ({figures['runs']} runs), engine RSS "
+                      f"after {figures['history_s']:.2f}s ({figures['runs']}/{len(lanes)} lanes show their latest summary), engine RSS "
                       f"{figures['rss']:.0f} MiB; {per_run * total / figures['history_s']:.0f}x faster "
                       "than the anchor")
                 if label.startswith("warm"):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import fnmatch
 import logging
 import os
@@ -33,7 +32,7 @@ from autoresearch_tui.engine.agent.prompts import lane_variables, loop_program
 from autoresearch_tui.engine.config import Config
 from autoresearch_tui.engine.core import policy
 from autoresearch_tui.engine.core.events import Event, EventLog, make_event
-from autoresearch_tui.engine.core.files import atomic_write_json
+from autoresearch_tui.engine.core.files import atomic_write_json, describe_write_error
 from autoresearch_tui.engine.core.lane_state import (
     IDLE_STATES, NEEDS_ATTENTION, PAUSED, PAUSING, RUNNING, STARTING, STOPPED, STOPPING,
     LaneRecord, LaneRecordError,
@@ -44,6 +43,7 @@ from autoresearch_tui.engine.devices.leases import LeaseManager
 from autoresearch_tui.engine.devices.slots import Slot
 from autoresearch_tui.engine.environment import agent_environment, lane_environment
 from autoresearch_tui.engine.runs.metrics import CACHE_FILENAME, METRICS_FILENAME
+from autoresearch_tui.engine.runs.run_info import RUN_INFO
 from autoresearch_tui.engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -789,16 +789,11 @@ def engine_owned(parts: tuple[str, ...]) -> str | None:
     if len(parts) == 3 and parts[0] == "runs":
         if parts[2] == "run.log":
             return "the run's log, written by the engine's benchmark runner"
+        if parts[2] == RUN_INFO:
+            return "the run's record (how it ended), written by the engine"
         if parts[2] in (METRICS_FILENAME, CACHE_FILENAME, GROUP_RECORD):
             return "the run's measurements, written by the benchmark itself"
     return None
-
-
-def describe_write_error(exc: OSError, where: Path) -> str:
-    """"disk full at <path>" for ENOSPC/EDQUOT, else "cannot write <path>: <reason>"."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"disk full at {where}"
-    return f"cannot write {where}: {exc.strerror or exc}"
 
 
 def _describe_exception(exc: BaseException) -> str:

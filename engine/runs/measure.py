@@ -33,12 +33,15 @@ from typing import Any, Callable
 
 from autoresearch_tui.engine.config import ExperimentConfig
 from autoresearch_tui.engine.core.events import tail_events
+from autoresearch_tui.engine.core.files import describe_write_error
 from autoresearch_tui.engine.core.ledger import RUN_ID_PATTERN, read_ledger, run_sort_key
 from autoresearch_tui.engine.devices.leases import Lease, LeaseCancelled, LeaseManager
 from autoresearch_tui.engine.devices.libtpu_lock import remove_stale_lock
 from autoresearch_tui.engine.devices.slots import affinity_prefix, cpu_affinity, slot_env
 from autoresearch_tui.engine.runs.benchmark import BenchmarkResult, run_benchmark
-from autoresearch_tui.engine.runs.run_info import WRONG_DEVICE, read_run_info, update_run_info
+from autoresearch_tui.engine.runs.run_info import (
+    WRONG_DEVICE, read_run_info, run_info_path, update_run_info,
+)
 
 KILLED = ("timeout", "hung", "cancelled")
 PLATFORM_ALIASES = {"cuda": "gpu", "rocm": "gpu"}
@@ -118,9 +121,17 @@ async def measure_run(
 
     `info` is merged into run.json before the run starts (e.g. the measured commit)."""
     run_id, run_dir = await asyncio.to_thread(allocate)
+
+    def note(run_dir: Path, **fields: Any) -> None:
+        # A full disk must not throw away a measurement: the run goes on, and says so.
+        try:
+            update_run_info(run_dir, **fields)
+        except OSError as exc:
+            emit("warning", where="run_info", run_id=run_id,
+                 message=f"run {run_id}: {describe_write_error(exc, run_info_path(run_dir))}")
     emit("run_started", run_id=run_id, run_dir=str(run_dir), description=description, args=args,
          purpose=purpose)
-    update_run_info(run_dir, run_id=run_id, lane=lane, purpose=purpose, platform=platform,
+    note(run_dir, run_id=run_id, lane=lane, purpose=purpose, platform=platform,
                     description=description, args=args, requested_at=time.time(), status="waiting",
                     **(info or {}))
     requested = time.monotonic()
@@ -140,7 +151,7 @@ async def measure_run(
         waited = time.monotonic() - requested
         reason = f"never started: {exc}"
         emit("lease_cancelled", run_id=run_id, purpose=purpose, waited_s=round(waited, 3), reason=str(exc))
-        update_run_info(run_dir, status="cancelled", reason=reason, waited_s=round(waited, 3))
+        note(run_dir, status="cancelled", reason=reason, waited_s=round(waited, 3))
         _note_in_log(run_dir, f"cancelled: {reason}")
         result = BenchmarkResult(run_id=run_id, run_dir=str(run_dir), status="cancelled", exit_code=None,
                                  seconds=0.0, log_tail=f"the run never started: {exc}")
@@ -149,7 +160,7 @@ async def measure_run(
 
     emit("lease_acquired", run_id=run_id, purpose=purpose, slot=lease.slot.index,
          chips=list(lease.slot.chips), waited_s=round(lease.waited_s, 3))
-    update_run_info(run_dir, status="running", started_at=time.time(), lease=lease.to_dict())
+    note(run_dir, status="running", started_at=time.time(), lease=lease.to_dict())
     started = time.monotonic()
     try:
         result = await run_benchmark(
@@ -168,7 +179,7 @@ async def measure_run(
                   else f"the engine could not run it: {type(exc).__name__}: {exc}")
         seconds = time.monotonic() - started
         _note_in_log(run_dir, f"{status}: {reason}")
-        update_run_info(run_dir, status=status, reason=reason, seconds=round(seconds, 3))
+        note(run_dir, status=status, reason=reason, seconds=round(seconds, 3))
         finished(BenchmarkResult(run_id=run_id, run_dir=str(run_dir), status=status, exit_code=None,
                                  seconds=seconds), reason)
         raise
@@ -189,7 +200,7 @@ async def measure_run(
         emit("warning", where="devices", message=f"run {run_id}: {problem}", run_id=run_id)
     reason = problem or ("the lane is stopping" if result.status == "cancelled" else None)
     summary = result.summary or {}
-    update_run_info(run_dir, status=result.status, finished_at=time.time(), seconds=round(result.seconds, 3),
+    note(run_dir, status=result.status, finished_at=time.time(), seconds=round(result.seconds, 3),
                     exit_code=result.exit_code, reason=reason,
                     reported_platform=reported_platform(summary),
                     device_kind=summary.get("device_kind") if isinstance(summary.get("device_kind"), str) else None,
@@ -229,7 +240,8 @@ def close_interrupted_run(workspace, lane: str, emit: Emit) -> str | None:
         description = last[0].get("description", "")
     reason = "the engine stopped during the run (closed when the lane started again)"
     _note_in_log(run_dir, f"cancelled: {reason}")
-    update_run_info(run_dir, status="cancelled", reason=reason)
+    with contextlib.suppress(OSError):  # a full disk: closed again at the next start
+        update_run_info(run_dir, status="cancelled", reason=reason)
     emit("run_finished", run_id=run_id, run_dir=str(run_dir), status="cancelled", exit_code=None,
          seconds=None, summary=None, reason=reason, description=description)
     return run_id

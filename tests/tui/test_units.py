@@ -117,7 +117,15 @@ async def shown(pilot, predicate, timeout: float = 15.0) -> None:
 
 
 async def test_unknown_theme_falls_back_and_warns():
-    app = fixed_app(theme="no-such-theme")
+    """autoresearch.toml refuses an unknown theme (tests/engine/test_config_limits.py); the
+    app still falls back for one that gets past it (a theme a later Textual dropped)."""
+    from autoresearch_tui.engine.config import TuiConfig
+    from autoresearch_tui.tui.app import AutoresearchApp
+    from tests.tui.support import FakeBridge, fixed_store
+
+    store = fixed_store()
+    app = AutoresearchApp(TuiConfig.model_construct(**{**TuiConfig().__dict__, "theme": "no-such-theme"}),
+                          bridge=FakeBridge(store), store=store)
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.pause(0.1)
         assert app.theme == "autoresearch-dark"

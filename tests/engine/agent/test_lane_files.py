@@ -30,7 +30,7 @@ def lane(tmp_path):
 @pytest.mark.parametrize("relative", [
     "results.tsv", "lane.json", "lane.json.bad-20260101T000000", "events.jsonl", "events.3.jsonl",
     "runs/0001/run.log", "runs/0001/metrics.jsonl", "runs/0001/metrics.cache.json",
-    "runs/0001/.process-group.json",
+    "runs/0001/.process-group.json", "runs/0001/run.json",
 ])
 def test_the_agent_may_not_write_the_engines_files(lane, relative):
     target = lane.workspace.lane_dir("a") / relative
