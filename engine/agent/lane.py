@@ -39,6 +39,7 @@ from autoresearch_tui.engine.core.skills import condensed_program, render_skill
 from autoresearch_tui.engine.devices.leases import LeaseManager
 from autoresearch_tui.engine.devices.slots import Slot
 from autoresearch_tui.engine.environment import agent_environment, lane_environment
+from autoresearch_tui.engine.repo.frozen import is_frozen
 from autoresearch_tui.engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -522,9 +523,23 @@ class Lane:
         target = Path(raw_path).resolve() if os.path.isabs(raw_path) else (base / raw_path).resolve()
         allowed = self.workspace.lane_dir(self.name).resolve()
         if target == allowed or allowed in target.parents:
-            return None
+            return self._check_frozen(tool, target)
         reason = (f"autoresearch write guard: {tool} to {target} is outside this lane's folder "
                   f"{allowed}. Edit files in your fork {self.workspace.fork_dir(self.name)} only.")
+        self.emit("tool_denied", tool=tool, path=str(target), reason=reason)
+        return reason
+
+    def _check_frozen(self, tool: str, target: Path) -> str | None:
+        frozen = self.config.experiment.frozen
+        fork = self.workspace.fork_dir(self.name).resolve()
+        if not frozen or fork not in target.parents:
+            return None
+        relative = target.relative_to(fork).as_posix()
+        if not is_frozen(relative, frozen):
+            return None
+        reason = (f"autoresearch write guard: {relative} is frozen ([experiment] frozen = "
+                  f"{list(frozen)}): these files define how runs are measured, so changing them would "
+                  "change the measurement, not the code being measured. Change the workload instead.")
         self.emit("tool_denied", tool=tool, path=str(target), reason=reason)
         return reason
 
