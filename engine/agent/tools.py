@@ -144,9 +144,11 @@ class LaneTools:
         if not answer.get("already_recorded") and isinstance(pending, dict) and pending.get("state") == "pending":
             verdict = await confirm(lane, answer["run_id"], answer["commit"], pending["incumbent_run"],
                                     pending["incumbent_commit"], int(pending["runs"]))
+            verdict.pop("new_best", None)
+            verdict.pop("best", None)
+            confirmed = await asyncio.to_thread(record.run_answer, workspace, lane.name, answer["run_id"])
+            answer.update(confirmed)  # the frontier with the verdict (best, change, plateau...)
             answer["confirmation"] = verdict
-            answer["new_best"] = verdict.pop("new_best")
-            answer["best"] = verdict.pop("best")
             notes.append(verdict_text(verdict, experiment.metric))
         if not answer.get("already_recorded"):
             row = answer.get("row", {})
@@ -161,8 +163,9 @@ class LaneTools:
         for warning in answer.get("warnings", []):
             lane.emit("warning", where="ledger", message=warning)
         answer.pop("row", None)
-        text = json.dumps(tidy_numbers(answer), indent=1, default=str)
-        return ToolAnswer("\n".join([*notes, text]) if notes else text)
+        if notes:  # what the engine did before the row counted (check, confirmation), in words
+            answer = {"notes": notes, **answer}
+        return ToolAnswer(json.dumps(tidy_numbers(answer), indent=1, default=str))
 
     async def _checked(self, run_id: str, status: str, description: str, notes: list[str]) -> tuple[str, str]:
         """Run check_command on a would-be keep; a failing check makes it a discard."""

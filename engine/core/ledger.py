@@ -392,6 +392,7 @@ def confirmation_verdict(candidate: list[float], incumbent: list[float], directi
     gain = (cand - inc) / abs(inc) * 100.0
     if direction != "maximize":
         gain = -gain
+    gain += 0.0  # never -0.0
     spread = 0.0
     for values, middle in ((candidate, cand), (incumbent, inc)):
         if middle:
@@ -513,7 +514,9 @@ def answer_for(rows: list[dict], run_id: str, direction: str, metric_name: str,
                plateau_runs: int | None = None) -> dict[str, Any]:
     """The frontier answer for `run_id`, as it stood right after that run was recorded."""
     index = next(i for i, r in enumerate(rows) if r["run_id"] == run_id)
-    frontier = compute_frontier(rows[: index + 1], direction, metric_name)
+    # ... and confirmed: its own confirmation rows (written after it) belong to its verdict.
+    own = [r for r in rows[index + 1:] if r.get("kind") == CONFIRMATION and r.get("confirms") == run_id]
+    frontier = compute_frontier(rows[: index + 1] + own, direction, metric_name)
     row = rows[index]
     verdict = frontier.per_run[run_id]
     answer = {

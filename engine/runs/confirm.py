@@ -127,8 +127,6 @@ async def confirm(lane: "Lane", candidate_run: str, candidate_commit: str, incum
         k: verdict.get(k) for k in ("state", "reason", "candidate_values", "incumbent_values",
                                     "candidate_median", "incumbent_median", "gain_pct", "band_pct",
                                     "noise_pct", "incumbent_run", "runs")})
-    verdict["new_best"] = frontier.best_run == candidate_run
-    verdict["best"] = frontier.best
     return verdict
 
 

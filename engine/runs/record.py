@@ -225,6 +225,9 @@ def record_run(workspace: Workspace, lane: str, status: str, description: str,
             warnings.append(f"run {run_id} {why}: recorded as crash, not {status} "
                             "(it can never be a keep or the baseline)")
             status = "crash"
+        elif status == "keep" and engine_status in ("crash", "timeout", "hung", "cancelled"):
+            warnings.append(f"run {run_id} did not finish ({engine_status}): recorded as crash, not keep")
+            status = "crash"
         if status == "keep" and info.get("dirty"):
             raise LedgerError(
                 f"run {run_id} was measured on uncommitted changes to tracked files of commit "
@@ -300,6 +303,13 @@ def record_run(workspace: Workspace, lane: str, status: str, description: str,
     answer.update(extra)
     answer.update(already_recorded=False, warnings=warnings + read_warnings, row=_public(this))
     return answer
+
+
+def run_answer(workspace: Workspace, lane: str, run_id: str) -> dict[str, Any]:
+    """The frontier answer for a recorded run as it stands now that its confirmation is over."""
+    cfg = workspace.config.experiment
+    rows, _ = read_ledger(workspace.ledger_path(lane), cfg.metric)
+    return answer_for(rows, run_id, cfg.direction, cfg.metric, workspace.config.loop.plateau_runs)
 
 
 def record_confirmation(workspace: Workspace, lane: str, run_id: str, *, confirms: str, role: str,
