@@ -29,9 +29,12 @@ Confirmation rule (`confirmation_verdict`), for a keep that would be a new best:
 re-measures the candidate and the incumbent `confirm_runs` times each, interleaved (A/B/A/B),
 in clean checkouts. Only these fresh measurements count (the candidate's first measurement,
 possibly a lucky draw, does not). gain = how much the candidates' median beats the
-incumbents' median, in % of the incumbents'; band = the larger of the lane's noise_pct (when
-known) and the largest deviation of a fresh measurement from its own side's median (in %).
-The candidate is confirmed when gain > band; then the best becomes the candidates' median.
+incumbents' median, in % of the incumbents'. sigma = the larger of the lane's noise_pct
+(when known) and the pooled spread of the fresh measurements around their own side's
+median (a per-run standard deviation, in %); band = sigma * sqrt(2 / confirm_runs), the
+noise of a difference of two such medians (with confirm_runs = 2, the lane's noise band
+itself; more re-measures narrow it). The candidate is confirmed when gain > band; then the
+best becomes the candidates' median.
 A crash in a confirmation run rejects it; missing confirmation rows (a confirmation cut short
 by a stop or a killed engine) leave it unconfirmed. A keep on the best's own commit is a
 repeat and never a new best; with confirmation off, neither is a keep on any commit measured
@@ -393,11 +396,12 @@ def confirmation_verdict(candidate: list[float], incumbent: list[float], directi
     if direction != "maximize":
         gain = -gain
     gain += 0.0  # never -0.0
-    spread = 0.0
-    for values, middle in ((candidate, cand), (incumbent, inc)):
-        if middle:
-            spread = max(spread, max(abs(v - middle) / abs(middle) * 100.0 for v in values))
-    band = max(noise_pct or 0.0, spread)
+    deviations = [(v - middle) / abs(middle) * 100.0 for values, middle in ((candidate, cand), (incumbent, inc))
+                  if middle for v in values]
+    degrees = len(candidate) + len(incumbent) - 2
+    spread = math.sqrt(sum(d * d for d in deviations) / degrees) if degrees > 0 else 0.0
+    runs = min(len(candidate), len(incumbent))
+    band = max(noise_pct or 0.0, spread) * math.sqrt(2.0 / runs)
     verdict.update(gain_pct=gain, band_pct=band, spread_pct=spread)
     if gain > band:
         verdict.update(state=CONFIRMED, reason=f"gain {gain:.2f}% > noise band {band:.2f}%")

@@ -22,6 +22,7 @@ from autoresearch_tui.engine.runs.record import (
     LedgerError, allocate_run, lane_summary, latest_unrecorded_run, record_run,
 )
 from autoresearch_tui.engine.workspace import Workspace
+from tests.support import record_measured
 
 
 def commit_file(repo: Path, name: str, text: str, message: str) -> str:
@@ -375,3 +376,70 @@ def test_ledger_numbers_carry_no_float_noise(ws):
     text = ws.ledger_path("a").read_text()
     assert "\t6.765\t" in text and "\t73.043\t" in text
     assert "0000000" not in text and "9999999" not in text
+
+
+# ---------------------------------------------------------------------------- evidence columns
+
+def test_a_ledger_written_before_the_evidence_columns_still_reads_and_takes_new_rows(ws):
+    """Old ledgers (no source/kind/... columns) keep their rows, and new rows carry the new
+    columns after the old header's: both read back, nothing rewritten."""
+    from autoresearch_tui.engine.core.ledger import LEGACY_EXTRAS, legacy_columns
+
+    old_header = legacy_columns("step_time_ms")
+    assert "source" not in old_header and len(old_header) == 6 + len(LEGACY_EXTRAS) - 1
+    head = git_out(ws.fork_dir("a"), "rev-parse", "HEAD")
+    old_row = ["0001", "2026-01-01T00:00:00Z", head, "100", "keep", "baseline"] + [""] * (len(old_header) - 6)
+    ledger = ws.ledger_path("a")
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    before = "\t".join(old_header) + "\n" + "\t".join(old_row) + "\n"
+    ledger.write_text(before)
+    commit_file(ws.fork_dir("a"), "model.py", "faster\n", "faster")
+    answer = record_measured(ws, "a", "keep", "faster", 80.0)
+    assert answer["source"] == "measured" and answer["best"] == 80.0
+    text = ledger.read_text()
+    assert text.startswith(before)  # not a byte of the old ledger changed
+    rows, warnings = read_ledger(ledger, "step_time_ms")
+    assert not warnings
+    assert [(r["run_id"], r["source"], r["metric"]) for r in rows] == [("0001", "", 100.0), ("0002", "measured", 80.0)]
+    assert compute_frontier(rows, "minimize", "step_time_ms").baseline == 100.0  # legacy rows count as before
+
+
+def test_the_confirmation_rule():
+    from autoresearch_tui.engine.core.ledger import confirmation_verdict
+
+    clear = confirmation_verdict([70.0, 71.0], [100.0, 99.0], "minimize", None, 2)
+    assert clear["state"] == "confirmed" and clear["gain_pct"] == pytest.approx((99.5 - 70.5) / 99.5 * 100)
+    same = confirmation_verdict([100.0, 101.0], [100.0, 99.0], "minimize", 1.0, 2)
+    assert same["state"] == "rejected" and "does not exceed" in same["reason"]
+    # A gain smaller than the lane's noise is not confirmed, however tidy the re-measures.
+    small = confirmation_verdict([97.0, 97.0], [100.0, 100.0], "minimize", 5.0, 2)
+    assert small["state"] == "rejected" and small["band_pct"] == pytest.approx(5.0)
+    # More re-measures narrow the band: the same 4% gain holds with 8 of each.
+    assert confirmation_verdict([96.0] * 8, [100.0] * 8, "minimize", 5.0, 8)["state"] == "confirmed"
+    assert confirmation_verdict([60.0, 61.0], [41.0, 40.0], "maximize", None, 2)["state"] == "confirmed"
+    assert confirmation_verdict([70.0], [100.0], "minimize", None, 2)["state"] == "unconfirmed"
+    assert confirmation_verdict([70.0, 70.0], [100.0], "minimize", None, 2, crashed=True)["state"] == "rejected"
+
+
+def test_only_a_confirmed_candidate_becomes_the_best_and_its_value_is_the_confirmed_median():
+    def row(run_id, commit, metric, status="keep", **extra):
+        return {"run_id": run_id, "commit": commit * 8, "metric": metric, "status": status, "source": "measured",
+                "kind": "", "confirms": "", "role": "", "confirm_runs": 0, **extra}
+
+    def confirmation(run_id, candidate, role, commit, metric):
+        return row(run_id, commit, metric, "repeat", kind="confirmation", confirms=candidate, role=role)
+
+    rows = [row("0001", "a", 100.0), row("0002", "b", 60.0, confirm_runs=2)]
+    f = compute_frontier(rows, "minimize")
+    assert f.best_run == "0001" and f.unconfirmed == ["0002"]  # pending: not the best yet
+    rows += [confirmation("0003", "0002", "candidate", "b", 71.0), confirmation("0004", "0002", "incumbent", "a", 100.0),
+             confirmation("0005", "0002", "candidate", "b", 69.0), confirmation("0006", "0002", "incumbent", "a", 101.0)]
+    f = compute_frontier(rows, "minimize")
+    assert f.best_run == "0002" and f.best == 70.0 and f.best_keep_run == "0002" and f.best_evidence["state"] == "confirmed"
+    assert f.runs == 2 and f.confirmation_runs == 4  # re-measures are not experiments
+    rows.append(row("0007", "b", 50.0))  # a lucky re-measure of the best's own commit
+    f = compute_frontier(rows, "minimize")
+    assert f.best_run == "0002" and f.per_run["0007"]["repeat_of"] == "0002"
+    rows.append(row("0008", "c", 1.0, source="claimed"))
+    f = compute_frontier(rows, "minimize")
+    assert f.best == 70.0 and f.claimed_runs == 1 and f.per_run["0008"]["unverified"] is True
