@@ -124,10 +124,18 @@ class LaneTools:
                 "commit) and run again")
 
     async def record_run(self, args: dict[str, Any]) -> ToolAnswer:
-        lane, workspace, experiment = self.lane, self.workspace, self.experiment
+        lane = self.lane
         status = str(args.get("status", "")).strip().lower()
         description = str(args.get("description", ""))
         notes: list[str] = []
+        lane.benchmark_running = True  # checks and confirmation runs: busy, not idle
+        try:
+            return await self._record_run(args, status, description, notes)
+        finally:
+            lane.benchmark_running = False
+
+    async def _record_run(self, args: dict[str, Any], status: str, description: str, notes: list[str]) -> ToolAnswer:
+        lane, workspace, experiment = self.lane, self.workspace, self.experiment
         try:
             run_id, _ = await asyncio.to_thread(record.resolve_run, workspace, lane.name, args.get("run_dir"))
             if status == "keep" and experiment.check_command.strip():
