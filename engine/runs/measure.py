@@ -247,7 +247,8 @@ async def measure_run(
                     device_kind=summary.get("device_kind") if isinstance(summary.get("device_kind"), str) else None,
                     lease={**lease.to_dict(), "held_s": round(lease.held_s, 3)},
                     metric=metric, value=measured.value if result.status == "ok" else None)
-    finished(result, reason, waited_s=round(lease.waited_s, 3), slot=lease.slot.index)
+    shown = {"metric": metric, "value": measured.value} if result.status == "ok" and measured.value is not None else {}
+    finished(result, reason, waited_s=round(lease.waited_s, 3), slot=lease.slot.index, **shown)
     for warning in result.warnings:
         emit("warning", where="metrics", message=warning, run_id=run_id)
     return measured

@@ -23,7 +23,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import jax
 
 
 def load_module(name: str, path: Path):
@@ -35,6 +34,8 @@ def load_module(name: str, path: Path):
 
 
 def losses(module, steps: int) -> list[float]:
+    import jax  # here, not at the top: the baseline's own check needs no jax at all
+
     params = module.init_params()
     opt_state = module.init_opt_state(params)
     batch = module.make_batch()
@@ -53,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     here = Path(__file__).resolve().parent
     sys.path.insert(0, str(here))
-    current = losses(load_module("model", here / "model.py"), args.steps)
-    if not args.baseline:
-        print(f"check: no baseline commit to compare with; losses {current}")
+    if not args.baseline:  # the lane's first keep is the baseline: nothing to compare it with
+        print("check: no baseline commit to compare with (this run is the baseline)")
         return 0
+    current = losses(load_module("model", here / "model.py"), args.steps)
     try:
         text = subprocess.run(["git", "-C", str(here), "show", f"{args.baseline}:model.py"],
                               capture_output=True, text=True, check=True).stdout

@@ -385,3 +385,32 @@ async def test_the_runs_tab_shows_the_evidence_and_folds_confirmations_under_the
         ["0003", "✗ not confirmed"], ["  └ 0004", "re-measure (candidate)"],
         ["0002", "measured ≈ within noise"], ["0001", "measured"],
     ]
+
+
+def test_confirmations_checks_and_ignored_claims_read_as_lines_with_their_numbers():
+    """The evidence events in the transcript, the logs and the Decisions tab (issue 12 item 5:
+    the verdict carries the numbers), and a custom metric on a finished run's line."""
+    from autoresearch_tui.engine.core.render import event_detail
+    from autoresearch_tui.tui.store import LaneFeed
+
+    verdict = {"ts": T0, "lane": "a", "type": "confirmation", "phase": "finished", "run_id": "0005",
+               "state": "rejected", "candidate_values": [10.1, 9.9], "incumbent_values": [10.0, 10.05],
+               "incumbent_run": "0001", "gain_pct": -0.25, "band_pct": 1.4, "reason": "gain within noise"}
+    line = transcript_lines(verdict)
+    assert len(line) == 1 and line[0].endswith(
+        "run 0005 REJECTED: re-measures [10.1, 9.9] vs run 0001 [10, 10.05], gain -0.25% vs noise band "
+        "1.40% (gain within noise)")
+    claim = {"ts": T0, "lane": "a", "type": "claim_ignored", "run_id": "0003", "claimed": 99, "measured": 30.5}
+    assert event_detail(claim) == "run 0003: the agent's number 99 ignored, the engine measured 30.5"
+    failed = {"ts": T0, "lane": "a", "type": "check_finished", "run_id": "0004", "passed": False,
+              "status": "crash", "exit_code": 1}
+    assert transcript_lines(failed)[0].endswith("run 0004: correctness check FAILED (crash, exit 1)")
+    finished = {"ts": T0, "lane": "a", "type": "run_finished", "run_id": "0002", "status": "ok", "seconds": 2.0,
+                "exit_code": 0, "summary": {"score": 41.0}, "metric": "score", "value": 41.0}
+    assert transcript_lines(finished)[0].endswith("■ run 0002 ok in 2.0s: score 41")
+    buffer = LaneFeed("a")
+    started = {**verdict, "phase": "started"}
+    passed = {**failed, "passed": True, "status": "ok"}
+    for event in (started, verdict, passed, failed, claim):
+        buffer.append_event(event)
+    assert [what for _, what, _ in buffer.decisions] == ["confirmation: rejected", "check failed"]
