@@ -89,6 +89,30 @@ class ExperimentConfig(_Section):
     """A run whose metrics.jsonl grows past this is cut off (killed, and read no further)."""
     bench_pass_env: list[str] = Field(default_factory=list)
     """Credential variables a benchmark does need (e.g. HF_TOKEN); all others are withheld."""
+    frozen: list[str] = Field(default_factory=list, max_length=200)
+    """Globs (relative to the repo) the agent may not change: the benchmark, its data."""
+    confirm_runs: int = Field(2, ge=0, le=20)
+    """A measured keep that would be a new best is re-measured this many times, A/B against
+    the incumbent best, before it counts; 0 = off."""
+    check_command: str = ""
+    """Optional correctness check run (in a clean checkout of the commit) before a keep counts."""
+
+    @field_validator("frozen")
+    @classmethod
+    def _frozen_globs(cls, value):
+        for pattern in value:
+            if not pattern.strip() or len(pattern) > 500 or "\x00" in pattern:
+                raise ValueError(f"a glob must be 1-500 characters without NUL (got {pattern[:40]!r})")
+            if pattern.strip().startswith("/") or ".." in pattern.split("/"):
+                raise ValueError(f"globs are relative to the repo, inside it (got {pattern!r})")
+        return value
+
+    @field_validator("bench_command", "check_command")
+    @classmethod
+    def _command(cls, value):
+        if "\x00" in value or len(value) > 4000:
+            raise ValueError("a command must be under 4000 characters without NUL bytes")
+        return value
 
     @field_validator("metric")
     @classmethod

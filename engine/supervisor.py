@@ -362,7 +362,10 @@ class Engine:
             ledger.read_ledger, self.workspace.ledger_path(lane), self.config.experiment.metric)
         frontier = ledger.compute_frontier(rows, self.config.experiment.direction,
                                            self.config.experiment.metric)
-        return {"rows": [{k: v for k, v in r.items() if k != "line"} for r in rows],
+        # Each row with its verdict (source, confirmation, within noise, repeat of): the Runs
+        # tab shows the evidence as the ledger's own reader judged it.
+        return {"rows": [{**{k: v for k, v in r.items() if k != "line"},
+                          "verdict": frontier.per_run.get(r["run_id"])} for r in rows],
                 "frontier": frontier.to_dict(self.config.loop.plateau_runs), "warnings": warnings}
 
     async def run_details(self, lane: str, run_id: str) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from autoresearch_tui.engine.devices.slots import Slot
 from autoresearch_tui.engine.environment import agent_environment, lane_environment
 from autoresearch_tui.engine.runs.metrics import CACHE_FILENAME, METRICS_FILENAME
 from autoresearch_tui.engine.runs.run_info import RUN_INFO
+from autoresearch_tui.engine.repo.frozen import is_frozen
 from autoresearch_tui.engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -681,20 +682,34 @@ class Lane:
 
         The agent may write its fork, retrospectives/, notes of its own in the lane folder
         and files under a run folder; never outside the lane folder, and never the files the
-        engine keeps there (engine_owned)."""
+        engine keeps there (engine_owned), nor the frozen files in the fork."""
         base = cwd or self.workspace.fork_dir(self.name)
         target = Path(raw_path).resolve() if os.path.isabs(raw_path) else (base / raw_path).resolve()
         allowed = self.workspace.lane_dir(self.name).resolve()
         if target == allowed or allowed in target.parents:
             owned = engine_owned(target.relative_to(allowed).parts)
             if owned is None:
-                return None
+                return self._check_frozen(tool, target)
             reason = (f"autoresearch write guard: {tool} to {target} is refused: the engine keeps that "
                       f"file ({owned}). Report runs with record_run; keep notes in "
                       f"{self.workspace.retrospectives_dir(self.name)} or your fork.")
         else:
             reason = (f"autoresearch write guard: {tool} to {target} is outside this lane's folder "
                       f"{allowed}. Edit files in your fork {self.workspace.fork_dir(self.name)} only.")
+        self.emit("tool_denied", tool=tool, path=str(target), reason=reason)
+        return reason
+
+    def _check_frozen(self, tool: str, target: Path) -> str | None:
+        frozen = self.config.experiment.frozen
+        fork = self.workspace.fork_dir(self.name).resolve()
+        if not frozen or fork not in target.parents:
+            return None
+        relative = target.relative_to(fork).as_posix()
+        if not is_frozen(relative, frozen):
+            return None
+        reason = (f"autoresearch write guard: {relative} is frozen ([experiment] frozen = "
+                  f"{list(frozen)}): these files define how runs are measured, so changing them would "
+                  "change the measurement, not the code being measured. Change the workload instead.")
         self.emit("tool_denied", tool=tool, path=str(target), reason=reason)
         return reason
 

@@ -74,11 +74,9 @@ def event_detail(event: dict[str, Any]) -> str:
     if kind == "run_finished":
         seconds = event.get("seconds")
         took = f" in {seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
-        median = (event.get("summary") or {}).get("step_time_median_s")
-        shown = f" step_time_ms {figure(median * 1000)}" if isinstance(median, (int, float)) else ""
         why = f" ({event['reason']})" if event.get("reason") else ""
         return one_line(f"{event.get('run_id')} {event.get('status')}{took} exit {event.get('exit_code')}"
-                        f"{shown}{why}")
+                        f"{_measured(event)}{why}")
     if kind == "run_output":
         return one_line(f"{event.get('run_id')} | {event.get('text', '')}")
     if kind == "run_recorded":
@@ -93,11 +91,49 @@ def event_detail(event: dict[str, Any]) -> str:
         return one_line(f"{event.get('delivery')}: {event.get('text', '')}")
     if kind in LEASE_EVENTS:
         return one_line(lease_text(event))
+    if kind in EVIDENCE_EVENTS:
+        return one_line(evidence_text(event), limit=400)
     extra = {k: v for k, v in event.items() if k not in ("ts", "lane", "type")}
     return one_line(json.dumps(extra, ensure_ascii=False, default=_readable))
 
 
 LEASE_EVENTS = ("lease_wait", "lease_acquired", "lease_released", "lease_cancelled")
+EVIDENCE_EVENTS = ("claim_ignored", "check_started", "check_finished", "confirmation")
+
+
+def _measured(event: dict[str, Any]) -> str:
+    """ " score 41" for a finished run: the configured metric the engine read (events from
+    before runs carried it: the step time of the summary)."""
+    if event.get("metric") and isinstance(event.get("value"), (int, float)):
+        return f" {event['metric']} {figure(event['value'])}"
+    median = (event.get("summary") or {}).get("step_time_median_s")
+    return f" step_time_ms {figure(median * 1000)}" if isinstance(median, (int, float)) else ""
+
+
+def _values(values: Any) -> str:
+    return ", ".join(figure(v) for v in values) if isinstance(values, list) and values else "none"
+
+
+def evidence_text(event: dict[str, Any]) -> str:
+    """A check, a confirmation or an ignored claim for a person, with its numbers."""
+    kind, run = event.get("type"), f"run {event.get('run_id', '?')}"
+    if kind == "claim_ignored":
+        return (f"{run}: the agent's number {figure(event.get('claimed'))} ignored, the engine "
+                f"measured {figure(event.get('measured'))}")
+    if kind == "check_started":
+        return f"{run}: correctness check `{event.get('command', '')}` on {str(event.get('commit', ''))[:10]}"
+    if kind == "check_finished":
+        verdict = "passed" if event.get("passed") else f"FAILED ({event.get('status')}, exit {event.get('exit_code')})"
+        return f"{run}: correctness check {verdict}"
+    if event.get("phase") == "started":
+        return (f"{run}: confirming against run {event.get('incumbent_run')}, "
+                f"{event.get('runs')} re-measures of each (A/B)")
+    state = str(event.get("state") or "?")
+    text = (f"{run} {state.upper()}: re-measures [{_values(event.get('candidate_values'))}] vs run "
+            f"{event.get('incumbent_run')} [{_values(event.get('incumbent_values'))}]")
+    if isinstance(event.get("gain_pct"), (int, float)) and isinstance(event.get("band_pct"), (int, float)):
+        text += f", gain {event['gain_pct']:+.2f}% vs noise band {event['band_pct']:.2f}%"
+    return text + (f" ({event['reason']})" if event.get("reason") else "")
 
 
 def _seconds(value: Any) -> str:
@@ -185,9 +221,7 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
     if kind == "run_output":  # the benchmark's own output, streamed while it runs
         return ["  ┊ " + line for line in clean(event.get("text", "")).rstrip("\n").split("\n")]
     if kind == "run_finished":
-        summary = event.get("summary") or {}
-        median = summary.get("step_time_median_s")
-        shown = f": step_time_ms {figure(median * 1000)}" if isinstance(median, (int, float)) else ""
+        shown = _measured(event).replace(" ", ": ", 1) if _measured(event) else ""
         seconds = event.get("seconds")
         took = f" in {seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
         waited = event.get("waited_s")
@@ -196,6 +230,8 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
         return [f"{t} ■ run {clean(event.get('run_id'))} {clean(event.get('status'))}{took}{shown}{queued}{why}"]
     if kind in LEASE_EVENTS:
         return [f"{t} ⧗ {clean(lease_text(event))}"] if kind in ("lease_wait", "lease_cancelled") else []
+    if kind in EVIDENCE_EVENTS:
+        return [f"{t} {'✓' if kind == 'confirmation' else '⚖'} {clean(evidence_text(event))}"]
     if kind == "metric" and event.get("kind") != "summary":
         return []  # per-step metrics are too many for the transcript; the lane list shows them
     if kind in ("cost", "session"):
@@ -223,6 +259,13 @@ def engine_tool_answer(event: dict[str, Any]) -> str | None:
         change = data.get("delta_vs_baseline_pct")
         if isinstance(change, (int, float)):
             parts.append(f"{change:+.1f}% vs baseline")
+        if data.get("source") == "claimed":
+            parts.append("claimed (unverified)")
+        confirmation = data.get("confirmation")
+        if isinstance(confirmation, dict) and confirmation.get("state"):
+            parts.append(f"confirmation {clean(confirmation['state'])}")
+        if data.get("repeat_of"):
+            parts.append(f"repeat of run {clean(data['repeat_of'])}")
         if data.get("new_best"):
             parts.append("NEW BEST" + (" (within noise)" if data.get("within_noise") else ""))
         elif data.get("within_noise"):
@@ -261,6 +304,12 @@ def decision_row(event: dict[str, Any]) -> tuple[str, str, str]:
     elif kind == "config":
         what = "config reloaded" if not event.get("error") else "config not loaded"
         detail = event.get("message", "")
+    elif kind == "confirmation" and event.get("phase") == "finished":
+        what = f"confirmation: {event.get('state', '?')}"
+        detail = evidence_text(event)
+    elif kind == "check_finished" and not event.get("passed"):
+        what = "check failed"
+        detail = evidence_text(event)
     elif kind == "tool_denied":
         what = f"tool denied: {event.get('tool', '?')}"
         detail = event.get("reason", "")

@@ -59,6 +59,19 @@ class FrontierView:
     plateau: bool = False
     best_history: list[float] = field(default_factory=list)
     """The running best after each run that counted (oldest first), for the sparkline."""
+    best_keep_run: str | None = None
+    """The measured keep that is the best (what a merge takes); None while it is the baseline."""
+    best_confirmed: bool = False
+    """The best held up when re-measured A/B against the incumbent."""
+    best_evidence: dict[str, Any] | None = None
+    """That confirmation: candidate and incumbent re-measures, medians, gain, noise band."""
+    claimed_runs: int = 0
+    """Runs whose value only the agent claimed (never the baseline, the best or merged)."""
+    unconfirmed: list[str] = field(default_factory=list)
+    """Keeps whose confirmation is pending or was cut short."""
+    rejected: list[str] = field(default_factory=list)
+    """Keeps whose gain did not hold when re-measured."""
+    confirmation_runs: int = 0
     error: str | None = None
     """Why the ledger could not be read (then every figure is empty)."""
 
@@ -85,8 +98,19 @@ class FrontierView:
             plateau=data.get("plateau") is True,
             best_history=[v for v in (_number(x) for x in history) if v is not None]
             if isinstance(history, list) else [],
+            best_keep_run=_str(data.get("best_keep_run"), None),
+            best_confirmed=data.get("best_confirmed") is True,
+            best_evidence=_dict(data.get("best_evidence")),
+            claimed_runs=_int(data.get("claimed_runs")),
+            unconfirmed=_strings(data.get("unconfirmed")),
+            rejected=_strings(data.get("rejected")),
+            confirmation_runs=_int(data.get("confirmation_runs")),
             error=_str(data.get("error"), None),
         )
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 @dataclass

@@ -17,6 +17,12 @@ measures call `measure_run`, so whatever makes a number trustworthy wraps them a
 6. `runs/<run_id>/run.json`: what the engine knows about the run (purpose, lease, status,
    why), read back by record_run; and a `run_finished` event.
 
+Right before the process starts (the lease held), the commit at `cwd`'s HEAD and the tracked
+files with uncommitted changes are captured into run.json (`commit`, `dirty`): that is the
+code the run measures, whatever HEAD is when it is recorded. `refuse(commit, dirty)` may then
+say why the run must not start (a frozen file differs from target_branch): the run is
+`refused` and never runs. The configured metric is read from the summary into `value`.
+
 A run cut short (its lane or the engine stopping, the task cancelled) is closed as
 `cancelled`; a run the engine never got to close (kill -9, a crash) is closed by
 `close_interrupted_run` at the lane's next start. No run is left "started" forever.
@@ -34,13 +40,15 @@ from typing import Any, Callable
 from autoresearch_tui.engine.config import ExperimentConfig
 from autoresearch_tui.engine.core.events import tail_events
 from autoresearch_tui.engine.core.files import describe_write_error
-from autoresearch_tui.engine.core.ledger import RUN_ID_PATTERN, read_ledger, run_sort_key
+from autoresearch_tui.engine.core.git import git
+from autoresearch_tui.engine.core.ledger import RUN_ID_PATTERN, format_number, read_ledger, run_sort_key
 from autoresearch_tui.engine.devices.leases import Lease, LeaseCancelled, LeaseManager
 from autoresearch_tui.engine.devices.libtpu_lock import remove_stale_lock
 from autoresearch_tui.engine.devices.slots import affinity_prefix, cpu_affinity, slot_env
 from autoresearch_tui.engine.runs.benchmark import BenchmarkResult, run_benchmark
+from autoresearch_tui.engine.runs.metrics import metric_value, missing_metric
 from autoresearch_tui.engine.runs.run_info import (
-    WRONG_DEVICE, read_run_info, run_info_path, update_run_info,
+    REFUSED, WRONG_DEVICE, read_run_info, run_info_path, update_run_info,
 )
 
 KILLED = ("timeout", "hung", "cancelled")
@@ -49,6 +57,8 @@ UNFINISHED = ("waiting", "running")
 """run.json statuses of a run that has not ended (the engine died if nobody is running it)."""
 Emit = Callable[..., Any]
 """emit(type, **fields): how a run reports (Lane.emit, or the `bench` command's printer)."""
+Refuse = Callable[[str | None, list[str]], str | None]
+"""refuse(commit, dirty files): why a run must not start, or None."""
 
 
 @dataclass
@@ -58,6 +68,14 @@ class MeasuredRun:
     waited_s: float = 0.0
     device_problem: str | None = None
     notes: list[str] = field(default_factory=list)
+    commit: str | None = None
+    """The commit the run measured (HEAD of its folder when it started)."""
+    dirty: list[str] = field(default_factory=list)
+    """Tracked files with uncommitted changes when it started."""
+    refused: str | None = None
+    metric: str | None = None
+    value: float | None = None
+    """The configured metric read from the summary (None: not measured)."""
 
     @property
     def status(self) -> str:
@@ -69,7 +87,17 @@ class MeasuredRun:
         return f"device: {self.lease.slot.describe()}, waited {self.waited_s:.1f} s for the device"
 
     def for_agent(self) -> str:
+        if self.refused:
+            return f"run_id={self.result.run_id} status={REFUSED}: the run did not start. {self.refused}"
         parts = [self.result.for_agent(), self.device_line()]
+        if self.commit:
+            parts.append(f"measured commit: {self.commit[:12]}" + (
+                f" with uncommitted changes to {', '.join(self.dirty[:5])}: commit them and run again "
+                "before you can keep it" if self.dirty else ""))
+        if self.metric and self.result.status == "ok":
+            problem = missing_metric(self.result.summary, self.metric)
+            parts.append(f"{self.metric}: {format_number(self.value)}" if problem is None
+                         else f"warning: {problem}: this run has no measurement")
         if self.device_problem:
             parts.append(f"NOT A VALID MEASUREMENT: {self.device_problem}. Record it as a crash; "
                          "do not keep it.")
@@ -116,10 +144,11 @@ async def measure_run(
     should_stop: Callable[[], bool] | None = None,
     lockfile_cleanup: Callable[[], str | None] = remove_stale_lock,
     info: dict[str, Any] | None = None,
+    refuse: Refuse | None = None,
 ) -> MeasuredRun:
     """Run `experiment.bench_command` once in `cwd` on a leased slot; see the module docstring.
 
-    `info` is merged into run.json before the run starts (e.g. the measured commit)."""
+    `info` is merged into run.json before the run starts (e.g. what a confirmation run confirms)."""
     run_id, run_dir = await asyncio.to_thread(allocate)
 
     def note(run_dir: Path, **fields: Any) -> None:
@@ -132,8 +161,7 @@ async def measure_run(
     emit("run_started", run_id=run_id, run_dir=str(run_dir), description=description, args=args,
          purpose=purpose)
     note(run_dir, run_id=run_id, lane=lane, purpose=purpose, platform=platform,
-                    description=description, args=args, requested_at=time.time(), status="waiting",
-                    **(info or {}))
+         description=description, args=args, requested_at=time.time(), status="waiting", **(info or {}))
     requested = time.monotonic()
 
     def finished(result: BenchmarkResult, reason: str | None, **extra: Any) -> None:
@@ -160,7 +188,29 @@ async def measure_run(
 
     emit("lease_acquired", run_id=run_id, purpose=purpose, slot=lease.slot.index,
          chips=list(lease.slot.chips), waited_s=round(lease.waited_s, 3))
-    note(run_dir, status="running", started_at=time.time(), lease=lease.to_dict())
+    try:
+        commit, dirty = await asyncio.to_thread(measured_code, cwd)
+        refusal = refuse(commit, dirty) if refuse is not None else None
+    except BaseException:
+        held = leases.release(lease)
+        emit("lease_released", run_id=run_id, purpose=purpose, slot=lease.slot.index,
+             held_s=round(held, 3), waited_s=round(lease.waited_s, 3))
+        note(run_dir, status="cancelled", reason="cut short before the run started")
+        raise
+    if refusal:
+        held = leases.release(lease)
+        emit("lease_released", run_id=run_id, purpose=purpose, slot=lease.slot.index,
+             held_s=round(held, 3), waited_s=round(lease.waited_s, 3))
+        emit("warning", where="run_benchmark", message=f"run {run_id} refused: {refusal}", run_id=run_id)
+        note(run_dir, status=REFUSED, reason=refusal, commit=commit, dirty=dirty,
+                        finished_at=time.time())
+        _note_in_log(run_dir, f"refused: {refusal}")
+        result = BenchmarkResult(run_id=run_id, run_dir=str(run_dir), status=REFUSED, exit_code=None,
+                                 seconds=0.0, log_tail=refusal)
+        finished(result, refusal, waited_s=round(lease.waited_s, 3), slot=lease.slot.index)
+        return MeasuredRun(result, lease, lease.waited_s, refused=refusal, commit=commit, dirty=dirty)
+    note(run_dir, status="running", started_at=time.time(), lease=lease.to_dict(),
+                    commit=commit, dirty=dirty)
     started = time.monotonic()
     try:
         result = await run_benchmark(
@@ -187,11 +237,14 @@ async def measure_run(
         held = leases.release(lease)
         emit("lease_released", run_id=run_id, purpose=purpose, slot=lease.slot.index,
              held_s=round(held, 3), waited_s=round(lease.waited_s, 3))
-    measured = MeasuredRun(result, lease, lease.waited_s)
+    metric = experiment.metric
+    measured = MeasuredRun(result, lease, lease.waited_s, commit=commit, dirty=dirty, metric=metric)
+    if result.status == "ok" and result.summary:
+        measured.value = metric_value(result.summary, metric)
     if result.status in KILLED and platform == "tpu":
-        note = await asyncio.to_thread(lockfile_cleanup)
-        if note:
-            measured.notes.append(f"note: {note}")
+        lock_note = await asyncio.to_thread(lockfile_cleanup)
+        if lock_note:
+            measured.notes.append(f"note: {lock_note}")
             emit("warning", where="devices", message=note, run_id=run_id)
     problem = device_problem(result.summary, platform) if result.status == "ok" else None
     if problem:
@@ -201,11 +254,12 @@ async def measure_run(
     reason = problem or ("the lane is stopping" if result.status == "cancelled" else None)
     summary = result.summary or {}
     note(run_dir, status=result.status, finished_at=time.time(), seconds=round(result.seconds, 3),
-                    exit_code=result.exit_code, reason=reason,
-                    reported_platform=reported_platform(summary),
-                    device_kind=summary.get("device_kind") if isinstance(summary.get("device_kind"), str) else None,
-                    lease={**lease.to_dict(), "held_s": round(lease.held_s, 3)})
-    finished(result, reason, waited_s=round(lease.waited_s, 3), slot=lease.slot.index)
+         exit_code=result.exit_code, reason=reason, reported_platform=reported_platform(summary),
+         device_kind=summary.get("device_kind") if isinstance(summary.get("device_kind"), str) else None,
+         lease={**lease.to_dict(), "held_s": round(lease.held_s, 3)},
+         metric=metric, value=measured.value if result.status == "ok" else None)
+    shown = {"metric": metric, "value": measured.value} if result.status == "ok" and measured.value is not None else {}
+    finished(result, reason, waited_s=round(lease.waited_s, 3), slot=lease.slot.index, **shown)
     for warning in result.warnings:
         emit("warning", where="metrics", message=warning, run_id=run_id)
     return measured
@@ -245,3 +299,13 @@ def close_interrupted_run(workspace, lane: str, emit: Emit) -> str | None:
     emit("run_finished", run_id=run_id, run_dir=str(run_dir), status="cancelled", exit_code=None,
          seconds=None, summary=None, reason=reason, description=description)
     return run_id
+
+
+def measured_code(cwd: Path) -> tuple[str | None, list[str]]:
+    """(HEAD commit, tracked files with uncommitted changes) of the folder a run measures;
+    (None, []) outside a git repository."""
+    proc = git(cwd, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
+    if proc.returncode != 0:
+        return None, []
+    changed = git(cwd, "diff", "--name-only", "-z", "HEAD", check=False).stdout.split("\0")
+    return proc.stdout.strip(), sorted(p for p in changed if p)

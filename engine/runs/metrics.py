@@ -260,6 +260,26 @@ def _needs_parsing(raw: bytes) -> bool:
 
 # ----------------------------------------------------------------------------- aggregation
 
+STEP_TIME_METRICS = {"step_time_ms": 1e3, "step_time_s": 1.0}
+"""Metrics read from `step_time_median_s` when the summary does not carry them by name."""
+
+
+def metric_field(metric: str) -> str:
+    """The summary field the configured metric needs (README, "Metrics from a run")."""
+    return "step_time_median_s" if metric in STEP_TIME_METRICS else metric
+
+
+def missing_metric(record: Record | None, metric: str) -> str | None:
+    """Why a summary gives no value for `metric`, or None when it does."""
+    if record is None:
+        return "no summary record was written"
+    if metric_value(record, metric) is not None:
+        return None
+    field_name = metric_field(metric)
+    names = f"`{metric}` or `{field_name}`" if field_name != metric else f"`{metric}`"
+    return f"the summary has no {names} (a finite number) for the configured metric {metric}"
+
+
 def metric_value(record: Record, metric: str) -> float | None:
     """The configured metric of a summary record (step_time_ms from the median, else by name)."""
     value = record.get(metric)

@@ -89,7 +89,8 @@ def test_a_malformed_lane_json_is_set_aside_and_the_lane_starts_fresh_from_its_l
     workspace.lane_json("a").write_bytes(content)
     workspace.ledger_path("a").write_text(
         "\t".join(columns("step_time_ms")) + "\n"
-        + "\t".join(["0001", "2026-01-01T00:00:00Z", "", "10", "keep", "baseline", "", "", "", ""]) + "\n")
+        + "\t".join(["0001", "2026-01-01T00:00:00Z", "", "10", "keep", "baseline",
+                     *[""] * (len(columns("step_time_ms")) - 6)]) + "\n")
     offline = offline_snapshot(config).lanes["a"]  # `status` with no engine: a warning, no crash
     assert "lane.json" in offline.warning
     engine = Engine(config, env=dict(os.environ))

@@ -269,16 +269,20 @@ async def test_stop_experiment_writes_the_report_and_keeps_forks_unless_safe(tmp
 
 
 async def test_merge_command_goes_through_a_running_engine(tmp_path, model, daemons):
-    config = make_workspace(tmp_path, repo_files={"bench.py": "print('x')\n", "model.py": "x = 1\n"})
+    bench = ("import json, os\nfrom model import x\n"
+             "open(os.environ['AUTORESEARCH_METRICS'], 'a').write(json.dumps({'v': 1, 'kind': 'summary', "
+             "'step_time_median_s': 0.010 if x == 1 else 0.008}) + '\\n')\n")
+    config = make_workspace(tmp_path, repo_files={"bench.py": bench, "model.py": "x = 1\n"})
     model.set_script([
-        Turn.tool("Bash", {"command": "git commit -q --allow-empty -m baseline"}),
-        Turn.tool(RECORD_RUN, {"status": "keep", "description": "baseline", "metric": 10.0}),
+        Turn.tool(RUN_BENCHMARK, {"description": "baseline"}),
+        Turn.tool(RECORD_RUN, {"status": "keep", "description": "baseline"}),
         Turn.tool("Bash", {"command": "echo 'x = 2' > model.py && git commit -qam faster"}),
-        Turn.tool(RECORD_RUN, {"status": "keep", "description": "faster", "metric": 8.0}),
+        Turn.tool(RUN_BENCHMARK, {"description": "faster"}),
+        Turn.tool(RECORD_RUN, {"status": "keep", "description": "faster"}),  # confirmed A/B first
     ] + [Turn.tool("Bash", {"command": "sleep 0.3"})] * 100)
     daemons(config, model, tmp_path / "home")
-    await wait_until(lambda: len(read_ledger(Workspace(config).ledger_path("a"), "step_time_ms")[0]) == 2,
-                     timeout=60, what="two recorded runs")
+    await wait_until(lambda: len(read_ledger(Workspace(config).ledger_path("a"), "step_time_ms")[0]) == 6,
+                     timeout=90, what="two recorded runs and the four confirmation re-measures")
     merged = cli("merge", "a", config=config)
     assert merged.returncode == 0, merged.stderr
     assert "-20.0%" in merged.stdout

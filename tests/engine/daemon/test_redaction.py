@@ -36,7 +36,7 @@ async def test_the_key_is_redacted_from_every_file_and_reply(tmp_path):
     ledger = workspace.ledger_path("a")
     header = columns("step_time_ms")
     ledger.write_text("\t".join(header) + "\n" + "\t".join(
-        ["0001", "2026-01-01T00:00:00Z", "", "10", "keep", f"key is {KEY}", "", "", "", ""]) + "\n")
+        ["0001", "2026-01-01T00:00:00Z", "", "10", "keep", f"key is {KEY}", *[""] * (len(header) - 6)]) + "\n")
     run_dir = workspace.runs_dir("a") / "0001"
     run_dir.mkdir(parents=True)
     (run_dir / "run.log").write_text(f"ANTHROPIC_API_KEY={KEY}\nraw {KEY}\n")

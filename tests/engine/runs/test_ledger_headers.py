@@ -49,13 +49,14 @@ def test_a_header_missing_a_column_is_refused_with_what_to_do(ws):
 
 
 def test_a_twelve_digit_run_id_is_followed_by_a_readable_one(ws):
-    write_ledger(ws, columns("step_time_ms"),
-                 [["999999999999", "2026-01-01T00:00:00Z", "", "10", "keep", "imported", "", "", "", ""]])
+    header = columns("step_time_ms")
+    write_ledger(ws, header, [["999999999999", "2026-01-01T00:00:00Z", "", "10", "keep", "imported",
+                               *[""] * (len(header) - 6)]])
     answer = record_run(ws, "a", "keep", "next one", metric=8.0)
     assert answer["run_id"] == "1000000000000"
     rows, warnings = read_ledger(ws.ledger_path("a"), "step_time_ms")
     assert warnings == [] and [r["run_id"] for r in rows] == ["999999999999", "1000000000000"]
-    assert answer["new_best"] is True
+    assert rows[1]["metric"] == 8.0 and rows[1]["description"] == "next one"
 
 
 def test_run_ids_beyond_any_sane_width_are_refused_not_written_unreadably(ws):
