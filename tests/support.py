@@ -54,3 +54,27 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def record_measured(workspace, lane: str, status: str, description: str, value: float | None, *,
+                    confirm_runs: int = 0, dirty: list[str] | None = None) -> dict:
+    """record_run for a run as the engine leaves it after measuring the fork's HEAD: a summary
+    with the configured metric and run.json (the integration tests run the real thing; unit
+    tests of the ledger and of merges write the same two files)."""
+    import json
+
+    from autoresearch_tui.engine.runs.run_info import update_run_info
+    from autoresearch_tui.engine.runs.record import allocate_run, record_run
+
+    metric = workspace.config.experiment.metric
+    run_id, run_dir = allocate_run(workspace, lane)
+    summary = {"v": 1, "kind": "summary", metric: value}
+    if metric == "step_time_ms" and value is not None:
+        summary = {"v": 1, "kind": "summary", "step_time_median_s": value / 1000}
+    if value is not None:  # None: a run that crashed before its summary
+        (run_dir / "metrics.jsonl").write_text(json.dumps(summary) + "\n")
+    commit = git(workspace.fork_dir(lane), "rev-parse", "HEAD").strip()
+    update_run_info(run_dir, run_id=run_id, lane=lane, purpose="benchmark",
+                    status="ok" if value is not None else "crash",
+                    commit=commit, dirty=dirty or [])
+    return record_run(workspace, lane, status, description, run_dir=run_id, confirm_runs=confirm_runs)
