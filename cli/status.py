@@ -14,7 +14,7 @@ from autoresearch_tui.cli.common import (
 )
 from autoresearch_tui.engine.core.events import tidy_numbers
 from autoresearch_tui.engine.core.lane_state import NEEDS_ATTENTION
-from autoresearch_tui.engine.core.render import clean, figure, one_line
+from autoresearch_tui.engine.core.render import clean, cluster_text, figure, one_line
 from autoresearch_tui.engine.daemon.control import running_pid
 from autoresearch_tui.engine.workspace import Workspace
 
@@ -106,7 +106,20 @@ def status_lines(snapshot: dict) -> list[str]:
         if lane.get("state") == NEEDS_ATTENTION and lane.get("needs_attention_reason"):
             lines.append(f"{'':<10} why: {one_line(lane['needs_attention_reason'], 300)}")
     lines.extend(device_lines(snapshot.get("devices")))
+    if isinstance(snapshot.get("cluster"), dict):
+        lines.extend(cluster_lines(snapshot["cluster"]))
     return [clean(line) for line in lines]  # a folder or a reason may hold escape sequences
+
+
+def cluster_lines(cluster: dict) -> list[str]:
+    """The Ray cluster: connection, free and total resources, and its alive nodes."""
+    lines = [f"runner: ray at {cluster.get('address', '?')}: {cluster_text(cluster)}"]
+    for node in cluster.get("nodes") or []:
+        if isinstance(node, dict):
+            resources = ", ".join(f"{k}={v:g}" for k, v in (node.get("resources") or {}).items()
+                                  if isinstance(v, (int, float)))
+            lines.append(f"  node {node.get('name') or str(node.get('node_id', '?'))[:12]} ({node.get('ip')}): {resources}")
+    return lines
 
 
 def device_lines(devices: dict | None) -> list[str]:

@@ -7,6 +7,8 @@ week-long run).
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -227,12 +229,126 @@ class DevicesConfig(_Section):
         return value
 
 
+RAY_EXTRA_HINT = "pip install 'autoresearch-tui[ray]'"
+RESOURCE_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.:/-]{0,63}$"
+_ADDRESS = re.compile(r"^(?:ray://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
+
+
+def ray_installed() -> bool:
+    """Whether this environment can run the Ray bridge (without importing Ray)."""
+    return importlib.util.find_spec("ray") is not None
+
+
+class RuntimeEnvConfig(_Section):
+    """The Ray runtime_env every remote run gets (Ray's own keys; only the common ones)."""
+
+    env_vars: dict[str, str] = Field(default_factory=dict)
+    pip: list[str] = Field(default_factory=list)
+    """Packages Ray installs on the worker before the run (a per-job virtualenv)."""
+    uv: list[str] = Field(default_factory=list)
+    conda: str = ""
+    """The name of a conda environment that exists on the workers."""
+    py_executable: str = ""
+    """The worker's Python, e.g. a venv's bin/python on every node."""
+    working_dir: str = ""
+    """A folder or URI Ray uploads to the workers (the measured code travels anyway)."""
+    py_modules: list[str] = Field(default_factory=list)
+    excludes: list[str] = Field(default_factory=list)
+    image_uri: str = ""
+    config: dict[str, int | bool] = Field(default_factory=dict)
+    """Ray's RuntimeEnvConfig, e.g. { setup_timeout_seconds = 1800 }."""
+
+    @field_validator("env_vars")
+    @classmethod
+    def _env_names(cls, value):
+        for name, text in value.items():
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+            if "\0" in text or "\0" in name:
+                raise ValueError(f"{name}: NUL bytes are not allowed")
+        return value
+
+    @field_validator("config")
+    @classmethod
+    def _known_config(cls, value):
+        unknown = sorted(set(value) - {"setup_timeout_seconds", "eager_install"})
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r} (setup_timeout_seconds, eager_install)")
+        return value
+
+    def to_ray(self) -> dict:
+        """What Ray gets: only the keys the config set."""
+        return self.model_dump(exclude_defaults=True)
+
+
+class RunnerConfig(_Section):
+    """Where engine-run benchmarks execute: this host's device slots, or a Ray cluster
+    (engine/runners/; docs/architecture.md, "Ray runner")."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str = ""
+    """ray: "auto" (a raylet on this host), "host:6379" (the head's GCS; this host must run a
+    raylet of the cluster), or "ray://host:10001" (Ray Client)."""
+    resources: dict[str, float] = Field(default_factory=dict)
+    """What one run needs on a worker, e.g. { TPU = 4 }, { GPU = 1 }, { CPU = 8 }."""
+    runtime_env: RuntimeEnvConfig = Field(default_factory=RuntimeEnvConfig)
+    ship: list[str] = Field(default_factory=list)
+    """`experiment.fork_include` globs whose files travel with the code to the worker."""
+    connect_timeout_s: float = Field(60.0, gt=0, le=3600)
+    """How long connecting (the bridge's ray.init) may take before the cluster counts as unreachable."""
+    lost_after_s: float = Field(15.0, ge=5, le=3600)
+    """A head that has not answered for this long ends every run in flight as "cluster unreachable"."""
+
+    @field_validator("connect_timeout_s", "lost_after_s", mode="before")
+    @classmethod
+    def _int_is_float(cls, value):
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("address")
+    @classmethod
+    def _address_form(cls, value):
+        value = value.strip()
+        if value in ("", "auto"):
+            return value
+        match = _ADDRESS.match(value)
+        if not match or not 0 < int(match.group("port")) < 65536:
+            raise ValueError(f"{value!r} is not \"auto\", \"host:port\" or \"ray://host:port\"")
+        return value
+
+    @field_validator("resources")
+    @classmethod
+    def _resource_amounts(cls, value):
+        for name, amount in value.items():
+            if not re.match(RESOURCE_NAME_PATTERN, name):
+                raise ValueError(f"{name!r} is not a Ray resource name")
+            if not math.isfinite(amount) or amount <= 0 or amount > 1e6:
+                raise ValueError(f"{name} = {amount!r}: a positive amount up to 1e6")
+            if amount > 1 and amount != int(amount):
+                raise ValueError(f"{name} = {amount!r}: amounts above 1 must be whole (Ray's rule)")
+        return value
+
+    @model_validator(mode="after")
+    def _ray_needs(self):
+        if self.kind != "ray":
+            return self
+        if not self.address:
+            raise ValueError("runner.address: required with kind = \"ray\" "
+                             "(\"auto\", \"host:6379\" or \"ray://host:10001\")")
+        if not self.resources:
+            # A request for nothing can land on the engine's own node (a zero-CPU raylet).
+            raise ValueError("runner.resources: required with kind = \"ray\", e.g. { TPU = 4 } or { GPU = 1 }")
+        if not ray_installed():
+            raise ValueError(f"runner.kind: \"ray\" needs Ray in this environment: {RAY_EXTRA_HINT}")
+        return self
+
+
 class Config(_Section):
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
     tui: TuiConfig = Field(default_factory=TuiConfig)
     devices: DevicesConfig = Field(default_factory=DevicesConfig)
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
     lanes: list[LaneConfig] = Field(min_length=1)
 
     # Not part of the file: where it was loaded from.
@@ -245,6 +361,9 @@ class Config(_Section):
             if lane.name in seen:
                 raise ValueError(f"lanes[{index}].name: duplicate lane name {lane.name!r}")
             seen.add(lane.name)
+        for index, pattern in enumerate(self.runner.ship):
+            if pattern not in self.experiment.fork_include:
+                raise ValueError(f"runner.ship[{index}]: {pattern!r} is not one of experiment.fork_include")
         return self
 
     @property
@@ -352,12 +471,18 @@ def _describe(exc: ValidationError, text: str, path: Path) -> str:
         # A value of neither form: one message for the union, not pydantic's per-branch one.
         loc, message = loc[:2], "expected a slot count (1, 2, ...) or chip lists like [[0, 1], [2, 3]]"
         error = {**error, "loc": loc, "msg": message, "type": "union"}
-    if error["type"] == "value_error" and not loc:
-        # Model-level checks phrase their own location ("lanes[1].name: ...").
+    own_key = re.match(r"^(?:Value error, )?([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*): ", message)
+    if error["type"] == "value_error" and (not loc or own_key):
+        # Model-level checks phrase their own location ("lanes[1].name: ...", "runner.address: ...").
         message = message.removeprefix("Value error, ")
-        match = re.match(r"lanes\[(\d+)\]\.(\w+)", message)
-        loc = ("lanes", int(match.group(1)), match.group(2)) if match else ()
         key = ""
+        if own_key and own_key.group(1).startswith("runner."):
+            key = own_key.group(1)
+            message = message[len(key) + 2:]
+            loc = tuple(int(part) if part.isdigit() else part for part in re.split(r"[.\[\]]+", key) if part)
+        else:
+            match = re.match(r"lanes\[(\d+)\]\.(\w+)", message)
+            loc = ("lanes", int(match.group(1)), match.group(2)) if match else ()
     else:
         key = _dotted(loc)
         message = message.removeprefix("Value error, ")

@@ -27,9 +27,11 @@ from autoresearch_tui.engine.core.secrets import register_secrets_from_env
 from autoresearch_tui.engine.core.snapshot import FrontierView, LaneSnapshot, LiveMetrics, Snapshot
 from autoresearch_tui.engine.devices.host import device_layout
 from autoresearch_tui.engine.devices.leases import LeaseManager
+from autoresearch_tui.engine.devices.slots import Slot
 from autoresearch_tui.engine.environment import engine_environment
 from autoresearch_tui.engine.devices.monitoring import lane_chips, load_monitoring, read_device_figures
 from autoresearch_tui.engine.repo.merge import merge_lane
+from autoresearch_tui.engine.runners.ray_runner import RayRunner
 from autoresearch_tui.engine.runs.metrics import MetricsWatcher
 from autoresearch_tui.engine.runs.record import FrontierCache
 from autoresearch_tui.engine.runs.views import merge_preview, run_details
@@ -39,6 +41,15 @@ log = logging.getLogger(__name__)
 
 LANE_PUSH_S = 0.25
 """How often a changed lane's snapshot is pushed to clients."""
+
+
+def runner_platform(config: Config) -> str:
+    """The platform remote runs must report: [devices] platform when set, else what the
+    run asks Ray for (TPU, GPU, or neither: the CPU)."""
+    if config.devices.platform != "auto":
+        return config.devices.platform
+    resources = config.runner.resources
+    return "tpu" if "TPU" in resources else "gpu" if "GPU" in resources else "cpu"
 
 
 class EngineError(Exception):
@@ -79,8 +90,18 @@ class Engine:
         self.device_figures: dict[str, dict[str, Any]] = {}
         # The host's device slots (a bad [devices] value is a ConfigError before any lane
         # starts) and the one lease manager every engine-run benchmark takes a slot from.
-        self.devices = device_layout(config)
-        self.leases = LeaseManager(self.devices.slots)
+        self.runner: RayRunner | None = None
+        if config.runner.kind == "ray":
+            # Runs go to the cluster (Ray queues and places them); this host's slots are unused.
+            self.devices = None
+            self.leases = LeaseManager([Slot(0, (0,), "cpu", whole_host=True)])
+            self.platform = runner_platform(config)
+            self.runner = RayRunner(config.runner, self.workspace.root, self.workspace.state_dir,
+                                    self.workspace.main_repo, env=self.env, on_reaped=self._reaped)
+        else:
+            self.devices = device_layout(config)
+            self.leases = LeaseManager(self.devices.slots)
+            self.platform = self.devices.platform
         self.scripted_model = None
         self.config_status: dict[str, Any] = {}
         """The last reload of autoresearch.toml: when, what was applied, what needs a restart."""
@@ -127,7 +148,8 @@ class Engine:
             ledger_view=self._ledger_view,
             session_factory=ClaudeSession,
             leases=self.leases,
-            platform=self.devices.platform,
+            platform=self.platform,
+            runner=self.runner,
         )
         self.lanes[name] = lane
         # Its history (already logged) loads in the background once the engine starts: the
@@ -157,6 +179,9 @@ class Engine:
         self._in_background(self._watchdog(self.watchdog_period_s), "watchdog")
         self._in_background(self._push_lane_snapshots(), "lane-snapshots")
         self._in_background(self._watch_config(), "config-watcher")
+        if self.runner is not None:
+            await self.runner.start()  # connects in the background; the header shows how it goes
+            return  # the accelerators are the cluster's, not this host's
         monitoring = await asyncio.to_thread(load_monitoring)
         if monitoring is not None:
             self._in_background(self._poll_device(monitoring), "device")
@@ -293,6 +318,8 @@ class Engine:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*(lane.stop() for lane in self.lanes.values()), return_exceptions=True)
+        if self.runner is not None:
+            await self.runner.close()
         if self.scripted_model is not None:
             self.scripted_model.stop()
 
@@ -383,12 +410,27 @@ class Engine:
         if watcher is not None:
             snapshot.metrics = LiveMetrics.from_dict(watcher.snapshot())
         snapshot.device = self.device_figures.get(name)  # absent (not zero) where nothing reports
-        snapshot.lease = self.leases.lane_status(name)  # waiting (with its place in line), leased, or None
+        # waiting (its place in line, or queued on the cluster), leased (slot or node), or None
+        snapshot.lease = (self.runner.lane_status(name) if self.runner is not None
+                          else self.leases.lane_status(name))
         return snapshot
 
-    def devices_snapshot(self) -> dict[str, Any]:
-        """Per slot leased or free, which lane, since when; the queue; the host's busy share."""
+    def devices_snapshot(self) -> dict[str, Any] | None:
+        """Per slot leased or free, which lane, since when; the queue; the host's busy share
+        (None when runs go to a cluster: see `cluster`)."""
+        if self.devices is None:
+            return None
         return {**self.devices.to_dict(), **self.leases.status()}
+
+    def _reaped(self, reaped: dict[str, Any]) -> None:
+        """What a previous engine left on the cluster and the runner just killed: say so in
+        the lanes it belonged to (actor names and worker folders start with "<lane>.<run_id>")."""
+        for lane in self.lanes.values():
+            mine = [item for item in reaped.get("actors", []) + reaped.get("processes", [])
+                    if item.startswith(f"{lane.name}.")]
+            if mine:
+                lane.emit("warning", where="runner", message="killed on the cluster what a previous engine "
+                          "left running: " + "; ".join(mine[:10]))
 
     def snapshot(self) -> dict[str, Any]:
         lanes = {name: self.lane_snapshot(name) for name in self.lanes}
@@ -404,6 +446,7 @@ class Engine:
             total_cost_usd=round(sum(lane.counters.cost_usd for lane in lanes.values()), 6),
             lanes=lanes,
             devices=self.devices_snapshot(),
+            cluster=self.runner.status() if self.runner is not None else None,
         ).to_dict()
 
     # ----------------------------------------------------------------- lane snapshot pushes

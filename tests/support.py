@@ -37,12 +37,13 @@ def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
 
 
 def make_workspace(root: Path, *, lanes=("a",), loop: str = "", experiment: str = "",
-                   repo_files: dict[str, str] | None = None, devices: str = "") -> Config:
+                   repo_files: dict[str, str] | None = None, devices: str = "", runner: str = "") -> Config:
     make_repo(root / "raw" / "code" / "proj", repo_files)
     lane_tables = "\n".join(f'[[lanes]]\nname = "{name}"\n' for name in lanes)
     (root / "autoresearch.toml").write_text(
         f'[experiment]\nname = "exp"\nrepo = "raw/code/proj"\nbench_command = "python bench.py"\n'
-        f"{experiment}\n[loop]\n{loop}\n[devices]\n{devices}\n{lane_tables}"
+        f"{experiment}\n[loop]\n{loop}\n[devices]\n{devices}\n"
+        + (f"[runner]\n{runner}\n" if runner else "") + lane_tables
     )
     return load_config(root / "autoresearch.toml")
 

@@ -42,6 +42,7 @@ from autoresearch_tui.engine.core.skills import condensed_program, render_skill
 from autoresearch_tui.engine.devices.leases import LeaseManager
 from autoresearch_tui.engine.devices.slots import Slot
 from autoresearch_tui.engine.environment import agent_environment, lane_environment
+from autoresearch_tui.engine.runners.ray_runner import RayRunner
 from autoresearch_tui.engine.runs.metrics import CACHE_FILENAME, METRICS_FILENAME
 from autoresearch_tui.engine.runs.run_info import RUN_INFO
 from autoresearch_tui.engine.repo.frozen import is_frozen
@@ -82,6 +83,7 @@ class Lane:
         session_factory: Callable[["Lane"], AgentSession],
         leases: LeaseManager | None = None,
         platform: str = "cpu",
+        runner: RayRunner | None = None,
     ):
         self.name = name
         self.config = config
@@ -100,6 +102,8 @@ class Lane:
         """The engine's one lease manager: every benchmark this lane runs takes a slot from it."""
         self.platform = platform
         """The platform the lane's runs must report (fallback detection)."""
+        self.runner = runner
+        """[runner] kind = "ray": the cluster the lane's benchmarks run on (None: this host's slots)."""
 
         workspace.lane_dir(name).mkdir(parents=True, exist_ok=True)
         self.events = EventLog(workspace.events_path(name))
@@ -370,6 +374,9 @@ class Lane:
                 self.emit("warning", where="stop", message=f"the session did not close within {timeout:.0f}s")
                 self._task.cancel()
                 await asyncio.wait({self._task}, timeout=5)
+        if self.runner is not None and not await self.runner.wait_lane_idle(self.name):
+            self.emit("warning", where="runner", message="the lane's run on the cluster was not reported "
+                      "gone in time; the cluster may still be stopping it")
         leftovers = await asyncio.to_thread(end_lane_processes, self.workspace.lane_dir(self.name))
         if leftovers:
             self.emit("warning", where="stop", message="terminated processes left in the lane: "

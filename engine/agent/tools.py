@@ -127,6 +127,7 @@ class LaneTools:
                 args=str(args.get("args", "")),
                 refuse=self._frozen_refusal,
                 should_stop=lambda: lane.state in (STOPPING, STOPPED),
+                runner=lane.runner,
             )
         except (record.LedgerError, OSError, RuntimeError) as exc:  # no run folder, or no runner: answer
             log.warning("lane %s: run_benchmark failed: %s", lane.name, exc)

@@ -29,6 +29,7 @@ EVENT_TYPES = (
     "run_finished", "run_recorded", "metric", "profile_summary", "merge", "fork", "error",
     "warning", "cost", "user_message", "session", "api_retry", "config",
     "lease_wait", "lease_acquired", "lease_released", "lease_cancelled",
+    "cluster_queued", "cluster_started",
     "claim_ignored", "check_started", "check_finished", "confirmation",
 )
 """Every type the engine and the hooks write (a test checks the code against this list)."""

@@ -91,6 +91,9 @@ def event_detail(event: dict[str, Any]) -> str:
         return one_line(f"{event.get('delivery')}: {event.get('text', '')}")
     if kind in LEASE_EVENTS:
         return one_line(lease_text(event))
+    if kind in CLUSTER_EVENTS:
+        return one_line(f"run {event.get('run_id', '?')} {event.get('text', '')}"
+                        + (f" ({event['warning']})" if event.get("warning") else ""))
     if kind in EVIDENCE_EVENTS:
         return one_line(evidence_text(event), limit=400)
     extra = {k: v for k, v in event.items() if k not in ("ts", "lane", "type")}
@@ -98,6 +101,33 @@ def event_detail(event: dict[str, Any]) -> str:
 
 
 LEASE_EVENTS = ("lease_wait", "lease_acquired", "lease_released", "lease_cancelled")
+CLUSTER_EVENTS = ("cluster_queued", "cluster_started")
+
+
+def _amount(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "?"
+
+
+def cluster_text(cluster: dict[str, Any] | None) -> str:
+    """The Ray cluster in one line: "cluster TPU 1/2 free, CPU 2/2 free, 2 nodes (1 queued)",
+    or why it cannot be reached."""
+    if not isinstance(cluster, dict):
+        return ""
+    connection = cluster.get("connection")
+    if connection == "unreachable":
+        retry = cluster.get("retry_in_s")
+        again = f"; next try in {retry:.0f} s" if isinstance(retry, (int, float)) and retry > 0 else ""
+        return f"{cluster.get('error') or 'cluster unreachable'}{again}"
+    if connection != "connected":
+        return f"cluster {cluster.get('address', '')}: connecting…"
+    total, free = cluster.get("total") or {}, cluster.get("free") or {}
+    wanted = list(cluster.get("resources_per_run") or {}) or sorted(total)
+    shown = [name for name in wanted if name in total] + [n for n in ("CPU",) if n in total and n not in wanted]
+    parts = [f"{name} {_amount(free.get(name, 0))}/{_amount(total.get(name))} free" for name in shown]
+    nodes = cluster.get("nodes") or []
+    text = "cluster " + (", ".join(parts) or "no resources") + f", {len(nodes)} node{'s' if len(nodes) != 1 else ''}"
+    busy = [f"{cluster[k]} {k}" for k in ("running", "queued") if isinstance(cluster.get(k), int) and cluster[k]]
+    return text + (f" ({', '.join(busy)})" if busy else "")
 EVIDENCE_EVENTS = ("claim_ignored", "check_started", "check_finished", "confirmation")
 
 
@@ -230,6 +260,8 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
         return [f"{t} ■ run {clean(event.get('run_id'))} {clean(event.get('status'))}{took}{shown}{queued}{why}"]
     if kind in LEASE_EVENTS:
         return [f"{t} ⧗ {clean(lease_text(event))}"] if kind in ("lease_wait", "lease_cancelled") else []
+    if kind in CLUSTER_EVENTS:
+        return [f"{t} {'⧗' if kind == 'cluster_queued' else '▸'} {clean(event_detail(event))}"]
     if kind in EVIDENCE_EVENTS:
         return [f"{t} {'✓' if kind == 'confirmation' else '⚖'} {clean(evidence_text(event))}"]
     if kind == "metric" and event.get("kind") != "summary":

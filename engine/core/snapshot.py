@@ -204,6 +204,9 @@ class Snapshot:
     devices: dict[str, Any] | None = None
     """The host's accelerator: platform, chips, slots (leased or free, by whom, since when),
     the queue and the busy share since the engine started (engine/devices/leases.py)."""
+    cluster: dict[str, Any] | None = None
+    """[runner] kind = "ray": the connection ("connected", "connecting", "unreachable" with its
+    error), the cluster's free and total resources, its alive nodes, runs queued and running."""
     config: dict[str, Any] = field(default_factory=dict)
     """The engine's last reload of autoresearch.toml: changed_at, applied, needs_restart,
     removed_lanes, error (empty before any change)."""
@@ -228,5 +231,6 @@ class Snapshot:
             lanes={str(name): LaneSnapshot.from_dict(lane, str(name)) for name, lane in lanes.items()},
             engine=_str(data.get("engine"), None),
             devices=_dict(data.get("devices")),
+            cluster=_dict(data.get("cluster")),
             config=_dict(data.get("config")) or {},
         )

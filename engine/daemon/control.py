@@ -91,7 +91,8 @@ def spawn_daemon(config: Config, *, env: dict[str, str] | None = None, timeout: 
     pid = running_pid(workspace)
     if pid:
         return pid
-    device_layout(config)  # a [devices] value this host cannot honour: say so here, not in engine.log
+    if config.runner.kind == "local":  # a [devices] value this host cannot honour: say so here, not in engine.log
+        device_layout(config)
     try:  # a socket folder we may not use fails here, with its reason, not in the daemon's log
         path = protocol.socket_path(workspace.root)
         protocol.check_private_dir(workspace.state_dir, create=True)

@@ -33,7 +33,7 @@ CHECK_OUTPUT_LIMIT = 4000
 
 async def _measure_in(lane: "Lane", path, *, allocate, purpose: str, description: str,
                       command: str | None = None, extra_env: dict[str, str] | None = None,
-                      info: dict[str, Any] | None = None) -> MeasuredRun:
+                      info: dict[str, Any] | None = None, affinity: str | None = None) -> MeasuredRun:
     experiment = lane.config.experiment
     if command is not None:  # the check: same timeouts and lease, its own command
         experiment = experiment.model_copy(update={"bench_command": command})
@@ -42,6 +42,7 @@ async def _measure_in(lane: "Lane", path, *, allocate, purpose: str, description
         env={**lane.run_env(), **(extra_env or {})}, allocate=allocate, emit=lane.emit,
         description=description, purpose=purpose, info=info,
         should_stop=lambda: lane.state in (STOPPING, STOPPED),
+        runner=lane.runner, affinity=affinity,  # on a Ray cluster, A/B re-measures share a node
     )
 
 
@@ -101,7 +102,7 @@ async def confirm(lane: "Lane", candidate_run: str, candidate_commit: str, incum
                 measured = await _measure_in(
                     lane, checkouts[role], allocate=lambda: record.allocate_run(workspace, name),
                     purpose="confirmation", description=description,
-                    info={"confirms": candidate_run, "role": role})
+                    info={"confirms": candidate_run, "role": role}, affinity=f"confirm-{candidate_run}")
                 result = measured.result
                 run_id = result.run_id
                 if result.status == "cancelled":

@@ -26,6 +26,10 @@ say why the run must not start (a frozen file differs from target_branch): the r
 A run cut short (its lane or the engine stopping, the task cancelled) is closed as
 `cancelled`; a run the engine never got to close (kill -9, a crash) is closed by
 `close_interrupted_run` at the lane's next start. No run is left "started" forever.
+
+With `[runner] kind = "ray"` the engine passes its runner: steps 2-4 are the cluster's (the
+code shipped, queueing and placement by Ray, the run folder brought back: engine/runners/
+remote.py), and steps 1, 5 and 6 are the same, so a remote run reads like a local one.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ from autoresearch_tui.engine.core.ledger import RUN_ID_PATTERN, format_number, r
 from autoresearch_tui.engine.devices.leases import Lease, LeaseCancelled, LeaseManager
 from autoresearch_tui.engine.devices.libtpu_lock import remove_stale_lock
 from autoresearch_tui.engine.devices.slots import affinity_prefix, cpu_affinity, slot_env
+from autoresearch_tui.engine.runners.ray_runner import RayRunner
+from autoresearch_tui.engine.runners.remote import placement_text, run_remote
 from autoresearch_tui.engine.runs.benchmark import BenchmarkResult, run_benchmark
 from autoresearch_tui.engine.runs.metrics import metric_value, missing_metric
 from autoresearch_tui.engine.runs.run_info import (
@@ -68,6 +74,11 @@ class MeasuredRun:
     waited_s: float = 0.0
     device_problem: str | None = None
     notes: list[str] = field(default_factory=list)
+    placement: dict[str, Any] | None = None
+    """A remote run: the node it ran on (runner "ray"); None for a local run."""
+    runner_reason: str = ""
+    """A remote run that crashed or was cancelled without the bench failing: why (worker died,
+    cluster unreachable, the lane stopped)."""
     commit: str | None = None
     """The commit the run measured (HEAD of its folder when it started)."""
     dirty: list[str] = field(default_factory=list)
@@ -82,6 +93,14 @@ class MeasuredRun:
         return self.result.status
 
     def device_line(self) -> str:
+        if self.placement is not None:
+            same = self.placement.get("same_node")
+            pinned = ("" if same is None else "; same node as the runs it is compared with" if same
+                      else "; NOT on the node of the runs it is compared with")
+            return (f"device: {placement_text(self.placement)} on the Ray cluster, queued "
+                    f"{self.waited_s:.1f} s{pinned}")
+        if self.runner_reason:
+            return f"device: none ({self.runner_reason})"
         if self.lease is None:
             return f"device: none (the run did not start; waited {self.waited_s:.1f} s)"
         return f"device: {self.lease.slot.describe()}, waited {self.waited_s:.1f} s for the device"
@@ -145,10 +164,16 @@ async def measure_run(
     lockfile_cleanup: Callable[[], str | None] = remove_stale_lock,
     info: dict[str, Any] | None = None,
     refuse: Refuse | None = None,
+    runner: RayRunner | None = None,
+    affinity: str | None = None,
 ) -> MeasuredRun:
     """Run `experiment.bench_command` once in `cwd` on a leased slot; see the module docstring.
 
-    `info` is merged into run.json before the run starts (e.g. what a confirmation run confirms)."""
+    `info` is merged into run.json before the run starts (e.g. what a confirmation run confirms).
+    `refuse(commit, dirty)`: why the code about to be measured must not run (frozen files), or None.
+    `runner`: run it on the cluster instead of a leased slot ([runner] kind = "ray");
+    `affinity`: remote runs with the same key go to the node of the first of them when the
+    cluster allows (A/B comparisons)."""
     run_id, run_dir = await asyncio.to_thread(allocate)
 
     def note(run_dir: Path, **fields: Any) -> None:
@@ -167,6 +192,12 @@ async def measure_run(
     def finished(result: BenchmarkResult, reason: str | None, **extra: Any) -> None:
         emit("run_finished", **{k: v for k, v in result.to_dict().items() if k != "log_tail"},
              description=description, purpose=purpose, **({"reason": reason} if reason else {}), **extra)
+
+    if runner is not None:
+        return await _measure_remote(
+            experiment, runner, platform=platform, lane=lane, cwd=cwd, env=env, emit=emit,
+            run_id=run_id, run_dir=run_dir, args=args, purpose=purpose, should_stop=should_stop,
+            affinity=affinity, finished=finished, note=note, refuse=refuse)
 
     def on_wait(position: int) -> None:
         busy = [s["lane"] for s in leases.status()["slots"] if s["state"] == "leased"]
@@ -201,16 +232,9 @@ async def measure_run(
         held = leases.release(lease)
         emit("lease_released", run_id=run_id, purpose=purpose, slot=lease.slot.index,
              held_s=round(held, 3), waited_s=round(lease.waited_s, 3))
-        emit("warning", where="run_benchmark", message=f"run {run_id} refused: {refusal}", run_id=run_id)
-        note(run_dir, status=REFUSED, reason=refusal, commit=commit, dirty=dirty,
-                        finished_at=time.time())
-        _note_in_log(run_dir, f"refused: {refusal}")
-        result = BenchmarkResult(run_id=run_id, run_dir=str(run_dir), status=REFUSED, exit_code=None,
-                                 seconds=0.0, log_tail=refusal)
-        finished(result, refusal, waited_s=round(lease.waited_s, 3), slot=lease.slot.index)
-        return MeasuredRun(result, lease, lease.waited_s, refused=refusal, commit=commit, dirty=dirty)
-    note(run_dir, status="running", started_at=time.time(), lease=lease.to_dict(),
-                    commit=commit, dirty=dirty)
+        return _refused(run_id, run_dir, refusal, commit, dirty, emit=emit, note=note, finished=finished,
+                        lease=lease, waited_s=lease.waited_s, slot=lease.slot.index)
+    note(run_dir, status="running", started_at=time.time(), lease=lease.to_dict(), commit=commit, dirty=dirty)
     started = time.monotonic()
     try:
         result = await run_benchmark(
@@ -237,32 +261,102 @@ async def measure_run(
         held = leases.release(lease)
         emit("lease_released", run_id=run_id, purpose=purpose, slot=lease.slot.index,
              held_s=round(held, 3), waited_s=round(lease.waited_s, 3))
-    metric = experiment.metric
-    measured = MeasuredRun(result, lease, lease.waited_s, commit=commit, dirty=dirty, metric=metric)
-    if result.status == "ok" and result.summary:
-        measured.value = metric_value(result.summary, metric)
+    measured = MeasuredRun(result, lease, lease.waited_s, commit=commit, dirty=dirty)
     if result.status in KILLED and platform == "tpu":
         lock_note = await asyncio.to_thread(lockfile_cleanup)
         if lock_note:
             measured.notes.append(f"note: {lock_note}")
-            emit("warning", where="devices", message=note, run_id=run_id)
+            emit("warning", where="devices", message=lock_note, run_id=run_id)
+    _finish(measured, experiment.metric, platform, emit, note, run_dir, run_id, finished,
+            run_info={"lease": {**lease.to_dict(), "held_s": round(lease.held_s, 3)}},
+            event={"waited_s": round(lease.waited_s, 3), "slot": lease.slot.index})
+    return measured
+
+
+async def _measure_remote(
+    experiment: ExperimentConfig, runner: RayRunner, *, platform: str, lane: str, cwd: Path,
+    env: dict[str, str], emit: Emit, run_id: str, run_dir: Path, args: str, purpose: str,
+    should_stop: Callable[[], bool] | None, affinity: str | None,
+    finished: Callable[..., None], note: Callable[..., None], refuse: Refuse | None,
+) -> MeasuredRun:
+    """measure_run's steps 2-4 on the cluster: no local lease; Ray queues and places the run."""
+    commit, dirty = await asyncio.to_thread(measured_code, cwd)
+    refusal = refuse(commit, dirty) if refuse is not None else None
+    if refusal:
+        return _refused(run_id, run_dir, refusal, commit, dirty, emit=emit, note=note, finished=finished,
+                        lease=None, waited_s=0.0)
+    note(run_dir, commit=commit, dirty=dirty)
+    started = time.monotonic()
+    try:
+        remote = await run_remote(
+            runner, lane=lane, purpose=purpose, emit=emit, command=experiment.bench_command, args=args,
+            cwd=cwd, run_id=run_id, run_dir=run_dir, env=env, timeout_s=experiment.run_timeout_s,
+            hang_timeout_s=experiment.hang_timeout_s,
+            on_output=lambda text: emit("run_output", run_id=run_id, text=text),
+            should_stop=should_stop, affinity=affinity,
+            on_started=lambda placement: note(
+                run_dir, status="running", started_at=time.time(), placement={"runner": "ray", **placement}))
+    except BaseException as exc:  # cancelled (the runner stopped the remote run first), or the runner failed
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        status = "cancelled" if cancelled else "crash"
+        reason = ("cut short: the lane or the engine stopped during the run" if cancelled
+                  else f"the engine could not run it: {type(exc).__name__}: {exc}")
+        seconds = time.monotonic() - started
+        _note_in_log(run_dir, f"{status}: {reason}")
+        note(run_dir, status=status, reason=reason, seconds=round(seconds, 3))
+        finished(BenchmarkResult(run_id=run_id, run_dir=str(run_dir), status=status, exit_code=None,
+                                 seconds=seconds), reason)
+        raise
+    code = remote.code
+    measured = MeasuredRun(remote.result, None, remote.queued_s, placement=remote.placement,
+                           runner_reason=remote.reason if remote.result.status in ("crash", "cancelled") else "",
+                           commit=code.commit if code else commit, dirty=list(code.dirty) if code else dirty)
+    _finish(measured, experiment.metric, platform, emit, note, run_dir, run_id, finished,
+            run_info={"placement": {"runner": "ray", **(remote.placement or {})},
+                      **({"commit": code.commit, "dirty": code.dirty, "shipped": code.shipped,
+                          "code_bytes": code.size} if code else {})},
+            event={"waited_s": round(remote.queued_s, 3), "node": (remote.placement or {}).get("node_name")})
+    return measured
+
+
+def _refused(run_id: str, run_dir: Path, refusal: str, commit: str | None, dirty: list[str], *,
+             emit: Emit, note: Callable[..., None], finished: Callable[..., None], lease: Lease | None,
+             waited_s: float, **event: Any) -> MeasuredRun:
+    """A run that must not start (frozen files changed): closed as `refused`, never measured."""
+    emit("warning", where="run_benchmark", message=f"run {run_id} refused: {refusal}", run_id=run_id)
+    note(run_dir, status=REFUSED, reason=refusal, commit=commit, dirty=dirty, finished_at=time.time())
+    _note_in_log(run_dir, f"refused: {refusal}")
+    result = BenchmarkResult(run_id=run_id, run_dir=str(run_dir), status=REFUSED, exit_code=None,
+                             seconds=0.0, log_tail=refusal)
+    finished(result, refusal, waited_s=round(waited_s, 3), **event)
+    return MeasuredRun(result, lease, waited_s, refused=refusal, commit=commit, dirty=dirty)
+
+
+def _finish(measured: MeasuredRun, metric: str, platform: str, emit: Emit, note: Callable[..., None],
+            run_dir: Path, run_id: str, finished: Callable[..., None], *, run_info: dict[str, Any],
+            event: dict[str, Any]) -> None:
+    """Steps 5 and 6, the same for a local and a remote run: the metric's value, fallback
+    detection, the final run.json, `run_finished` and the metrics warnings."""
+    result = measured.result
+    measured.metric = metric
+    if result.status == "ok" and result.summary:
+        measured.value = metric_value(result.summary, metric)
     problem = device_problem(result.summary, platform) if result.status == "ok" else None
     if problem:
         result.status = WRONG_DEVICE
         measured.device_problem = problem
         emit("warning", where="devices", message=f"run {run_id}: {problem}", run_id=run_id)
-    reason = problem or ("the lane is stopping" if result.status == "cancelled" else None)
+    reason = (problem or measured.runner_reason
+              or ("the lane is stopping" if result.status == "cancelled" else None))
     summary = result.summary or {}
     note(run_dir, status=result.status, finished_at=time.time(), seconds=round(result.seconds, 3),
-         exit_code=result.exit_code, reason=reason, reported_platform=reported_platform(summary),
+         exit_code=result.exit_code, reason=reason or None, reported_platform=reported_platform(summary),
          device_kind=summary.get("device_kind") if isinstance(summary.get("device_kind"), str) else None,
-         lease={**lease.to_dict(), "held_s": round(lease.held_s, 3)},
-         metric=metric, value=measured.value if result.status == "ok" else None)
+         metric=metric, value=measured.value if result.status == "ok" else None, **run_info)
     shown = {"metric": metric, "value": measured.value} if result.status == "ok" and measured.value is not None else {}
-    finished(result, reason, waited_s=round(lease.waited_s, 3), slot=lease.slot.index, **shown)
+    finished(result, reason or None, **event, **shown)
     for warning in result.warnings:
         emit("warning", where="metrics", message=warning, run_id=run_id)
-    return measured
 
 
 def close_interrupted_run(workspace, lane: str, emit: Emit) -> str | None:
