@@ -19,7 +19,7 @@ from typing import Any, Callable
 import tomli_w
 
 from autoresearch_tui.engine.agent.claude import ClaudeSession
-from autoresearch_tui.engine.agent.lane import Lane
+from autoresearch_tui.engine.agent.lane import AgentSession, Lane
 from autoresearch_tui.engine.config import LANE_NAME_PATTERN, Config, LaneConfig
 from autoresearch_tui.engine.core import ledger, policy
 from autoresearch_tui.engine.core.events import Event
@@ -81,6 +81,9 @@ class Engine:
         self.devices = device_layout(config)
         self.leases = LeaseManager(self.devices.slots)
         self.scripted_model = None
+        self.scripted_responses = None
+        self.codex_provider: dict[str, Any] | None = None
+        """A Codex model provider the engine imposes (the scripted demo's); None = the lane's own."""
         if config.agent.scripted_demo:
             self._start_scripted_model()
         for lane_config in config.lanes:
@@ -94,6 +97,11 @@ class Engine:
         self.scripted_model = ScriptedModelServer(script=DemoAgent(self.config), keep_requests=4).start()
         home = self.workspace.state_dir / "demo-home"
         self.env.update(cli_env(home, self.scripted_model.base_url))
+        if any(lane.agent == "codex" for lane in self.config.lanes):
+            from autoresearch_tui.engine.demo.codex_agent import start_codex_demo_model
+
+            self.scripted_responses, self.codex_provider, key_env = start_codex_demo_model(self.config)
+            self.env.update(key_env)
 
     # ----------------------------------------------------------------- events
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
@@ -121,7 +129,7 @@ class Engine:
             backoff_base_s=self.backoff_base_s,
             with_tools=self.with_tools,
             ledger_view=self._ledger_view,
-            session_factory=ClaudeSession,
+            session_factory=self._session_factory,
             leases=self.leases,
             platform=self.devices.platform,
         )
@@ -130,6 +138,14 @@ class Engine:
         watcher.scan_once(emit=False)  # state from disk; those events are already logged
         self.watchers[name] = watcher
         return lane
+
+    def _session_factory(self, lane: Lane) -> AgentSession:
+        """The lane's agent process: Claude Code, or Codex (`[[lanes]] agent`)."""
+        if lane.agent == "codex":
+            from autoresearch_tui.engine.agent.codex import codex_session  # only where Codex lanes run
+
+            return codex_session(lane, provider=self.codex_provider)
+        return ClaudeSession(lane)
 
     def _ledger_view(self, lane: str) -> policy.LedgerView:
         frontier, _warnings = self.frontiers.get(lane)
@@ -203,6 +219,8 @@ class Engine:
         await asyncio.gather(*(lane.stop() for lane in self.lanes.values()), return_exceptions=True)
         if self.scripted_model is not None:
             self.scripted_model.stop()
+        if self.scripted_responses is not None:
+            self.scripted_responses.stop()
 
     # ----------------------------------------------------------------- the engine API
     def lane(self, name: str) -> Lane:

@@ -37,12 +37,16 @@ def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
 
 
 def make_workspace(root: Path, *, lanes=("a",), loop: str = "", experiment: str = "",
-                   repo_files: dict[str, str] | None = None, devices: str = "") -> Config:
+                   repo_files: dict[str, str] | None = None, devices: str = "",
+                   agents: dict[str, str] | None = None, extra: str = "") -> Config:
+    """`agents` maps lane names to their agent (default claude); `extra` is more TOML."""
     make_repo(root / "raw" / "code" / "proj", repo_files)
-    lane_tables = "\n".join(f'[[lanes]]\nname = "{name}"\n' for name in lanes)
+    lane_tables = "\n".join(f'[[lanes]]\nname = "{name}"\n'
+                             + (f'agent = "{agents[name]}"\n' if name in (agents or {}) else "")
+                             for name in lanes)
     (root / "autoresearch.toml").write_text(
         f'[experiment]\nname = "exp"\nrepo = "raw/code/proj"\nbench_command = "python bench.py"\n'
-        f"{experiment}\n[loop]\n{loop}\n[devices]\n{devices}\n{lane_tables}"
+        f"{experiment}\n[loop]\n{loop}\n[devices]\n{devices}\n{lane_tables}\n{extra}"
     )
     return load_config(root / "autoresearch.toml")
 
@@ -53,3 +57,30 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+# ----------------------------------------------------------------- Codex lanes
+NETNS_MARK = "AUTORESEARCH_TEST_NETNS"
+"""Set in a test process re-run inside its own network namespace (tests/conftest.py)."""
+
+
+def only_loopback() -> bool:
+    """True inside a network namespace with nothing but `lo` (`unshare -n`, `ip link set lo up`).
+
+    /proc/self/net/dev follows the process's namespace (/sys/class/net does not)."""
+    try:
+        with open("/proc/self/net/dev") as handle:
+            names = [line.split(":")[0].strip() for line in handle.readlines()[2:]]
+    except OSError:
+        return False
+    return names == ["lo"]
+
+
+def codex_binary() -> Path | None:
+    """The Codex CLI the engine would use, or None when it is not installed."""
+    from autoresearch_tui.engine.agent.codex_home import AgentSetupError, find_codex_binary
+
+    try:
+        return find_codex_binary("", os.environ)
+    except AgentSetupError:
+        return None

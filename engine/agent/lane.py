@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from autoresearch_tui.engine.agent.prompts import lane_variables, loop_program
+from autoresearch_tui.engine.agent.reinjection import lane_state_block
 from autoresearch_tui.engine.config import Config
 from autoresearch_tui.engine.core import policy
 from autoresearch_tui.engine.core.events import Event, EventLog, make_event
@@ -44,8 +45,13 @@ from autoresearch_tui.engine.workspace import Workspace
 log = logging.getLogger(__name__)
 
 
+class AgentSetupError(RuntimeError):
+    """The lane's agent cannot start and retrying will not help (a missing binary, no
+    credentials): the lane needs attention at once instead of after max_failures retries."""
+
+
 class AgentSession(Protocol):
-    """One agent process of a lane (see agent/claude.py)."""
+    """One agent process of a lane (agent/claude.py, agent/codex.py)."""
 
     async def __aenter__(self) -> "AgentSession": ...
     async def __aexit__(self, *exc_info: Any) -> None: ...
@@ -90,6 +96,14 @@ class Lane:
         workspace.lane_dir(name).mkdir(parents=True, exist_ok=True)
         self.events = EventLog(workspace.events_path(name))
         self.record = self._load_record()
+        if self.record.agent != self.agent:
+            if self.record.session_id:
+                self.events.append(make_event(
+                    self.name, "warning", where="agent",
+                    message=f"the lane now runs {self.agent} (it ran {self.record.agent}): a new session "
+                            "starts; the fork, ledger and runs carry over"))
+            self.record.session_id = None
+            self.record.agent = self.agent
         self.variables = lane_variables(config, workspace, name)
         self.program = loop_program(config, self.variables)
 
@@ -124,6 +138,11 @@ class Lane:
     @property
     def state(self) -> str:
         return self.record.state
+
+    @property
+    def agent(self) -> str:
+        """"claude" or "codex" (`[[lanes]] agent`)."""
+        return self.config.lane(self.name).agent if self._configured() else "claude"
 
     def emit(self, type: str, **fields: Any) -> Event:
         event = self.events.append(make_event(self.name, type, **fields))
@@ -160,6 +179,7 @@ class Lane:
             next_injection=policy.next_injection(record.policy, self.settings, time.time()) if running else None,
             fork=str(self.workspace.fork_dir(self.name)),
             focus=self.config.lane(self.name).focus if self._configured() else "",
+            model=(self.config.agent.codex.model if self.agent == "codex" else self.config.agent.model) or "",
         )
 
     def _configured(self) -> bool:
@@ -279,6 +299,10 @@ class Lane:
                 await self._run_session(prompt)
             except asyncio.CancelledError:
                 raise
+            except AgentSetupError as exc:
+                self.emit("error", where="agent", message=str(exc))
+                self.set_state(NEEDS_ATTENTION, f"{self.agent} cannot start: {exc}")
+                return  # resume() starts the lane again once the user has fixed it
             except Exception as exc:
                 if self.state in (STOPPING, STOPPED):
                     break
@@ -390,6 +414,19 @@ class Lane:
         self.emit("tool_result", tool_use_id=call_id, tool=self._tool_names.pop(call_id, None),
                   is_error=is_error, output=output)
 
+    def note_tokens(self, input_tokens: int, cached_input_tokens: int, output_tokens: int) -> None:
+        """Tokens one model request used (agents that report tokens, not dollars)."""
+        counters = self.record.counters
+        counters.input_tokens += max(0, int(input_tokens))
+        counters.cached_input_tokens += max(0, int(cached_input_tokens))
+        counters.output_tokens += max(0, int(output_tokens))
+
+    def budget_spent(self, pending_usd: float = 0.0) -> bool:
+        """Whether the lane's cost (plus what the current turn has spent) reached max_budget_usd."""
+        cap = self.config.agent.max_budget_usd
+        return bool(cap) and not self.config.agent.scripted_demo and (
+            self.record.counters.cost_usd + pending_usd >= cap)
+
     def note_cost(self, turn_cost_usd: float) -> None:
         # The CLI prices tokens as if they were real; a scripted demo model costs nothing.
         if self.config.agent.scripted_demo:
@@ -401,8 +438,7 @@ class Lane:
     def decide_stop(self, last_message: str | None) -> str | None:
         """The agent tries to end its turn: the block message to send it, or None to allow."""
         last = last_message or self._last_assistant_text
-        spent = bool(self.config.agent.max_budget_usd) and (
-            self.record.counters.cost_usd >= self.config.agent.max_budget_usd)
+        spent = self.budget_spent()
         view = self._safe_ledger_view()  # read once: the decision and the message share it
         decision = policy.decide_stop(
             self.record.policy,
@@ -412,7 +448,7 @@ class Lane:
         )
         if not decision.blocks:
             self.emit("stop_allowed", kind=decision.kind, reason=decision.reason)
-            if decision.needs_attention:
+            if decision.needs_attention or decision.kind == "budget":  # a spent budget must stop spending
                 self.set_state(NEEDS_ATTENTION, decision.reason)
             self.save()
             return None
@@ -426,8 +462,14 @@ class Lane:
 
     def after_tool_use(self) -> str | None:
         """After each tool call: what to add to the agent's next request, if anything."""
+        policy.note_tool_use(self.record.policy)
+        return self.context_due()
+
+    def context_due(self) -> str | None:
+        """What the agent should read now: the user's messages, a requested retrospective, the
+        program when re-injection is due (schedule or compaction). Counts no tool use: an
+        agent whose turn boundary the engine owns (Codex) asks after a compaction too."""
         state = self.record.policy
-        policy.note_tool_use(state)
         parts = []
         messages = self._take_pending_messages()
         if messages:
@@ -442,7 +484,7 @@ class Lane:
             policy.mark_injected(state, time.time())
             self.emit("injection", kind="program", reason=reason)
             parts.append("[autoresearch] Reminder of the loop program you are running "
-                         f"({reason}):\n\n{self.program}")
+                         f"({reason}):\n\n{self.program}\n\n{self._lane_state_block()}")
         self.save()
         return "\n\n".join(parts) if parts else None
 
@@ -509,6 +551,13 @@ class Lane:
         return (f"Lane {self.name}: {view.total_runs} runs recorded, {view.runs_since_best} since "
                 f"the last new best; {counters.tool_uses} tool uses; "
                 f"{self.record.policy.stops_blocked} stops blocked.")
+
+    def _lane_state_block(self) -> str:
+        try:
+            return lane_state_block(self.workspace, self.name, self._state_line())
+        except Exception as exc:  # a broken ledger must never break a hook
+            log.warning("lane %s: state block failed: %s", self.name, exc)
+            return self._state_line()
 
     def _safe_ledger_view(self) -> policy.LedgerView:
         try:

@@ -1,0 +1,260 @@
+"""Codex lanes end to end: the real Codex CLI 0.171 (`codex app-server`), real git forks, the
+engine's real policy, against the scripted Responses server on 127.0.0.1.
+
+Every test here runs inside a network namespace of its own (the `codex` marker, see
+tests/conftest.py): Codex can reach nothing but loopback. Assertions are on what the model
+received (the recorded requests) and on what the user sees (events, lane state, files).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from autoresearch_tui.engine.core.events import read_events
+from autoresearch_tui.engine.demo.scripted_responses import (
+    FAKE_API_KEY, CustomToolCall, FunctionCall, Message, Reply, Request, ScriptedResponses, Usage, provider_config,
+)
+from autoresearch_tui.engine.supervisor import Engine
+from tests.support import git, make_workspace, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.codex, pytest.mark.timeout(240)]
+
+KEY_ENV = "AUTORESEARCH_SCRIPTED_KEY"
+
+
+@pytest.fixture
+def model(codex_bin):
+    with ScriptedResponses() as server:
+        yield server
+
+
+def codex_table(server: ScriptedResponses, *, retries: int | None = 0, config_extra: dict | None = None,
+                **codex) -> str:
+    config = {**provider_config(server.base_url, env_key=KEY_ENV, retries=retries), **(config_extra or {})}
+    return tomli_w.dumps({"agent": {"codex": {"model": "gpt-5.5", **codex, "config": config}}})
+
+
+def codex_workspace(tmp_path: Path, server: ScriptedResponses, *, lanes=("a",), agents=None, loop: str = "",
+                    retries: int | None = 0, config_extra: dict | None = None, repo_files=None, **codex):
+    agents = agents or {name: "codex" for name in lanes}
+    return make_workspace(tmp_path, lanes=lanes, agents=agents, loop=loop, repo_files=repo_files,
+                          extra=codex_table(server, retries=retries, config_extra=config_extra, **codex))
+
+
+def make_engine(config, tmp_path: Path, **env) -> Engine:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return Engine(config, env={**os.environ, "HOME": str(home), KEY_ENV: FAKE_API_KEY, **env}, backoff_base_s=0.05)
+
+
+def sh(command: str, **extra) -> FunctionCall:
+    return FunctionCall("exec_command", {"cmd": command, **extra})
+
+
+def events_of(engine: Engine, lane: str = "a", type: str | None = None) -> list[dict]:
+    events = read_events(engine.workspace.events_path(lane))
+    return [e for e in events if type is None or e["type"] == type]
+
+
+def main(server: ScriptedResponses) -> list[Request]:
+    return server.main_requests
+
+
+async def test_a_turn_end_is_continued_by_the_policy_and_the_continue_text_reaches_the_model(tmp_path, model):
+    config = codex_workspace(tmp_path, model, loop="max_consecutive_blocks = 3\nretrospective_every_stops = 10")
+    model.add(sh("echo first-experiment"), Message("I made one change; the step is faster."),
+              sh("echo second-experiment"))
+    engine = make_engine(config, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(main(model)) >= 3, what="the request after the turn ended")
+    finally:
+        await engine.stop()
+    first, _, third = main(model)[:3]
+    assert "lane a of experiment exp" in first.last_user_text()       # the start prompt
+    assert "Do not stop: the loop is still running" in third.last_user_text()
+    assert "run_benchmark" in third.last_user_text()                  # the condensed loop program
+    assert third.thread_id == first.thread_id == engine.lanes["a"].record.session_id
+    assert third.meta["turn_id"] != first.meta["turn_id"]           # a new Codex turn, same thread
+    blocked = events_of(engine, type="stop_blocked")
+    assert blocked and blocked[0]["kind"] == "continue"
+    assert engine.lanes["a"].record.policy.stops_blocked >= 1
+    assert engine.lanes["a"].state == "stopped"
+
+
+async def test_the_program_is_reinjected_every_n_turns_and_after_a_compaction(tmp_path, model):
+    config = codex_workspace(tmp_path, model, loop="reinject_every_turns = 3\nretrospective_every_stops = 50",
+                             config_extra={"model_auto_compact_token_limit": 20000})
+    retros = config.workspace / "wiki" / "experiment" / "exp" / "a" / "retrospectives"
+    retros.mkdir(parents=True)
+    (retros / "2026-01-01-a-retrospective.md").write_text(
+        "# Retrospective\n\n## Runs by direction\n- jit: 2 tries\n\n"
+        "## Next, by expected gain / effort\n1. fused QKV projection\n2. bf16 activations\n")
+    model.add(*[sh(f"echo step-{i}") for i in range(4)],
+              Reply([sh("echo big-context")], usage=Usage(input_tokens=30000)),  # Codex compacts next
+              sh("echo after-compaction"), sh("echo more"), Message("Done for now."))
+    engine = make_engine(config, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: any("context was compacted" in r.new_text for r in main(model)),
+                         what="the re-injection after the compaction")
+    finally:
+        await engine.stop()
+    requests = main(model)
+    scheduled = [i for i, r in enumerate(requests) if "assistant turns since the last injection" in r.new_text]
+    assert scheduled and scheduled[0] <= 4, [r.summary() for r in requests]  # 3 turns, then the next tool
+    assert [r for r in model.requests if r.kind == "compact"], "Codex never compacted"
+    after = next(r for r in requests if "context was compacted" in r.new_text)
+    assert after.n > next(r.n for r in model.requests if r.kind == "compact")
+    reinjected = after.new_text
+    assert "Reminder of the loop program" in reinjected and "lane a of experiment exp" in reinjected
+    assert "## Lane state" in reinjected and "0 runs recorded" in reinjected
+    assert "## Hypotheses queued" in reinjected and "1. fused QKV projection" in reinjected
+    kinds = [(e.get("kind"), e.get("reason", "")) for e in events_of(engine, type="injection")]
+    assert ("scheduled", "context compaction: the program is due again") in kinds
+    assert any(kind == "program" and "context was compacted" in reason for kind, reason in kinds)
+
+
+async def test_a_retrospective_on_the_kth_stop_and_on_a_give_up_message(tmp_path, model):
+    config = codex_workspace(tmp_path, model, loop="retrospective_every_stops = 2\nmax_consecutive_blocks = 4")
+    model.add(Message("Finished an experiment."), sh("echo working"),          # stop 1: continue
+              Message("Finished another experiment."), sh("echo working"),    # stop 2: retrospective
+              Message("I have exhausted all ideas for this model."),          # stop 3: give-up
+              sh("echo after"))
+    engine = make_engine(config, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(main(model)) >= 6, what="six requests")
+    finally:
+        await engine.stop()
+    texts = [r.last_user_text() for r in main(model)[:6]]
+    assert "Do not stop" in texts[1] and "Retrospective —" not in texts[1]
+    assert "Time for a retrospective (stop #2" in texts[3] and "Review every run" in texts[3]
+    assert "gave up or asked permission" in texts[5] and "Rank the next directions" in texts[5]
+    started = [e for e in events_of(engine, type="retrospective") if e.get("phase") == "started"]
+    assert len(started) == 2 and engine.lanes["a"].record.policy.retrospectives == 2
+
+
+async def test_the_runaway_guard_stops_a_lane_that_only_talks(tmp_path, model):
+    config = codex_workspace(tmp_path, model, loop="max_consecutive_blocks = 2\nretrospective_every_stops = 50")
+    model.when_exhausted = "Nothing to do."
+    engine = make_engine(config, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: engine.lanes["a"].state == "needs_attention", what="needs_attention")
+        await asyncio.sleep(1.0)  # nothing more is asked of the model
+        requests_at_attention = len(main(model))
+        reason = engine.lanes["a"].record.needs_attention_reason
+    finally:
+        await engine.stop()
+    assert requests_at_attention == 3  # the first answer and two blocked stops, then no more tokens
+    assert "no tool use in between" in reason
+    allowed = events_of(engine, type="stop_allowed")
+    assert allowed[0]["kind"] == "runaway"
+    assert engine.lanes["a"].record.policy.stops_blocked == 2
+
+
+async def test_a_write_outside_the_lane_is_refused_and_shown(tmp_path, model):
+    config = codex_workspace(tmp_path, model)
+    main_repo = config.repo_path
+    ledger = config.workspace / "wiki" / "experiment" / "exp" / "a" / "results.tsv"
+    outside_patch = f"*** Begin Patch\n*** Add File: {main_repo / 'patched.py'}\n+oops\n*** End Patch\n"
+    model.add(sh(f"echo oops > {main_repo / 'evil.py'}"),
+              CustomToolCall("apply_patch", outside_patch),
+              sh("echo forged >> ../../results.tsv; echo y > /tmp/autoresearch-codex-probe"),
+              CustomToolCall("apply_patch", "*** Begin Patch\n*** Add File: notes.txt\n+fine\n*** End Patch\n"),
+              sh("echo z > $TMPDIR/scratch && git add -A && git commit -qm 'notes' && echo COMMITTED"),
+              Message("Done."))
+    engine = make_engine(config, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(main(model)) >= 6, what="every call answered")
+        await wait_until(lambda: any(e.get("tool") == "apply_patch" for e in events_of(engine, type="tool_denied")),
+                         what="the refused patch shown")
+    finally:
+        await engine.stop()
+    outputs = {}
+    for request in main(model):
+        outputs.update(request.outputs())
+    answers = list(outputs.values())
+    assert "Read-only file system" in answers[0] and not (main_repo / "evil.py").exists()
+    assert "patch rejected" in answers[1] and not (main_repo / "patched.py").exists()
+    assert "results.tsv: Read-only file system" in answers[2] and not ledger.exists()
+    assert not Path("/tmp/autoresearch-codex-probe").exists()
+    fork = engine.workspace.fork_dir("a")
+    assert (fork / "notes.txt").read_text() == "fine\n" and "COMMITTED" in answers[4]
+    assert git(fork, "log", "-1", "--format=%s").strip() == "notes"  # the agent can commit in its fork
+    denied = events_of(engine, type="tool_denied")
+    assert any("evil.py: Read-only file system" in e["reason"] for e in denied)
+    assert any(e["tool"] == "apply_patch" and "patched.py is outside this lane's folder" in e["reason"]
+               for e in denied)
+    assert any("results.tsv: Read-only file system" in e["reason"] for e in denied)
+
+
+async def test_pause_lets_the_turn_end_and_resume_continues_the_same_thread(tmp_path, model):
+    config = codex_workspace(tmp_path, model)
+    model.add(sh("sleep 1; echo before-pause"), Message("Step done."), sh("echo after-resume"))
+    engine = make_engine(config, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(main(model)) >= 1, what="the first request")
+        assert "pausing" in engine.pause("a")
+        await wait_until(lambda: engine.lanes["a"].state == "paused", what="paused")
+        await asyncio.sleep(0.5)
+        paused_requests = len(main(model))
+        thread = engine.lanes["a"].record.session_id
+        assert engine.resume("a") == "lane a resumed"
+        await wait_until(lambda: len(main(model)) > paused_requests, what="a request after resume")
+    finally:
+        await engine.stop()
+    assert paused_requests == 2  # the command's answer, then nothing while paused
+    after = main(model)[paused_requests]
+    assert "Continue the loop (resumed)" in after.last_user_text()
+    assert after.contains("before-pause") and after.thread_id == thread  # the same conversation goes on
+    assert engine.lanes["a"].record.session_id == thread
+    assert any(e["kind"] == "paused" for e in events_of(engine, type="stop_allowed"))
+
+
+async def test_429_and_500_are_retried_and_the_lane_recovers(tmp_path, model):
+    config = codex_workspace(tmp_path, model, retries=None)  # Codex's own retry counts
+    model.add(sh("echo one"), sh("echo two"), sh("echo three"))
+    model.fail_next(1, 429)   # Codex does not retry a 429 without Retry-After: the lane backs off
+    model.fail_next(1, 500)   # a 500 Codex retries itself
+    engine = make_engine(config, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(main(model)) >= 5, timeout=90, what="recovery")
+        lane = engine.lanes["a"]
+        state, counters = lane.state, lane.record.counters
+    finally:
+        await engine.stop()
+    answers = [r.answer for r in main(model)]
+    assert answers[:3] == ["http 429", "http 500", "reply"]
+    assert state == "running" and counters.consecutive_failures == 0 and counters.failures == 1
+    threads = {r.thread_id for r in main(model)}
+    assert len(threads) == 1  # the restarted app-server resumed the same thread
+    after = main(model)[2]
+    assert "failed and was restarted" in after.last_user_text()
+    errors = [e for e in events_of(engine, type="error") if e["where"] == "session"]
+    assert errors and "429" in errors[0]["message"]
+
+
+async def test_repeated_failures_put_a_codex_lane_in_needs_attention(tmp_path, model):
+    config = codex_workspace(tmp_path, model, loop="max_failures = 2")
+    model.add(sh("echo never"))
+    model.fail_next(1000, 500)
+    engine = make_engine(config, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: engine.lanes["a"].state == "needs_attention", timeout=60, what="needs_attention")
+        reason = engine.lanes["a"].record.needs_attention_reason
+    finally:
+        await engine.stop()
+    assert "2 failures in a row" in reason and "HTTP 5xx" in reason
+    errors = [e for e in events_of(engine, type="error") if e["where"] == "session"]
+    assert [e["consecutive_failures"] for e in errors] == [1, 2]
