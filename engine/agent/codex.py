@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoresearch_tui.engine.agent import codex_home
 from autoresearch_tui.engine.agent.codex_appserver import AppServer, AppServerClosed, RpcError
-from autoresearch_tui.engine.agent.codex_home import AgentSetupError, HomeSettings, LanePaths
+from autoresearch_tui.engine.agent.codex_home import HomeSettings, LanePaths
 from autoresearch_tui.engine.agent.codex_tools import PROXY_PATH, ToolSocketServer, socket_path_for
 from autoresearch_tui.engine.agent.processes import pdeathsig_prefix
 from autoresearch_tui.engine.agent.tools import LaneTools

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 import tomli_w
 
+from autoresearch_tui.engine.agent.lane import AgentSetupError
 from autoresearch_tui.engine.core.files import atomic_write_text
 from autoresearch_tui.engine.core.tools import TOOL_SERVER_NAME
 
@@ -48,10 +49,6 @@ run_benchmark, record_run and lane_status do the measuring and the ledger).
 - The next step to take immediately.
 
 Be concise and structured; keep numbers exact."""
-
-
-class AgentSetupError(RuntimeError):
-    """The lane's agent cannot start and retrying will not help (missing binary, no credentials)."""
 
 
 @dataclass(frozen=True)

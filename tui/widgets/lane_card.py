@@ -56,6 +56,15 @@ def sparkline_points(history: list[float], direction: str) -> list[float]:
     return [-v for v in points] if direction == "minimize" else points
 
 
+AGENT_STYLES = {"claude": "dim", "codex": "cyan"}
+
+
+def agent_text(lane: LaneSnapshot, with_model: bool = False) -> Text:
+    """`codex` (or `codex gpt-5.5`): which agent CLI runs the lane."""
+    label = f"{lane.agent} {lane.model}" if with_model and lane.model else lane.agent
+    return Text(clean(label), style=AGENT_STYLES.get(lane.agent, ""))
+
+
 def state_text(lane: LaneSnapshot, width: int = 0) -> Text:
     """`● running` (or `⧗ waiting` while its run queues for a device), styled by state."""
     shown, icon, word = display_state(lane)

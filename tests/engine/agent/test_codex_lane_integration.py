@@ -9,17 +9,27 @@ received (the recorded requests) and on what the user sees (events, lane state, 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
+import signal
 from pathlib import Path
 
 import pytest
 import tomli_w
 
+from autoresearch_tui.engine.agent.processes import processes_in
+from autoresearch_tui.engine.config import load_config
 from autoresearch_tui.engine.core.events import read_events
+from autoresearch_tui.engine.core.files import read_json
+from autoresearch_tui.engine.core.ledger import read_ledger
+from autoresearch_tui.engine.daemon.control import running_pid, spawn_daemon
+from autoresearch_tui.engine.demo.scripted_model import Turn, cli_env
 from autoresearch_tui.engine.demo.scripted_responses import (
     FAKE_API_KEY, CustomToolCall, FunctionCall, Message, Reply, Request, ScriptedResponses, Usage, provider_config,
 )
 from autoresearch_tui.engine.supervisor import Engine
+from autoresearch_tui.engine.workspace import Workspace
 from tests.support import git, make_workspace, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.codex, pytest.mark.timeout(240)]
@@ -258,3 +268,155 @@ async def test_repeated_failures_put_a_codex_lane_in_needs_attention(tmp_path, m
     assert "2 failures in a row" in reason and "HTTP 5xx" in reason
     errors = [e for e in events_of(engine, type="error") if e["where"] == "session"]
     assert [e["consecutive_failures"] for e in errors] == [1, 2]
+
+
+async def test_a_claude_lane_and_a_codex_lane_run_at_once_in_their_own_forks(tmp_path, model, scripted_model):
+    config = codex_workspace(tmp_path, model, lanes=("a", "b"), agents={"b": "codex"})
+
+    def commit_lane(lane: str) -> str:
+        return f"echo {lane} > lane.txt && git add lane.txt && git commit -qm 'lane {lane}' && echo wrote-{lane}"
+
+    def claude_agent(request):
+        done = request.contains("wrote-a")
+        return Turn.tool("Bash", {"command": "echo idle-a" if done else commit_lane("a"), "description": "step"})
+
+    fork_a = config.workspace / "wiki" / "experiment" / "exp" / "a" / ".repo" / "proj"
+
+    def codex_agent(request):
+        if request.contains("wrote-b"):
+            return sh(f"echo intruder > {fork_a}/lane.txt; echo idle-b")  # b tries a's fork: refused
+        return sh(commit_lane("b"))
+
+    scripted_model.set_script(claude_agent)
+    model.add(codex_agent)
+    model.when_exhausted = codex_agent
+    engine = make_engine(config, tmp_path, **cli_env(tmp_path / "home", scripted_model.base_url))
+    await engine.start()
+    try:
+        await wait_until(lambda: any(r.contains("idle-a") for r in scripted_model.main_requests)
+                         and any(r.contains("idle-b") for r in main(model)), what="both lanes moved on")
+        snapshot = engine.snapshot()["lanes"]
+    finally:
+        await engine.stop()
+    for name in "ab":
+        fork = engine.workspace.fork_dir(name)
+        assert (fork / "lane.txt").read_text().strip() == name
+        assert git(fork, "log", "-1", "--format=%s").strip() == f"lane {name}"
+        assert git(fork, "rev-parse", "--abbrev-ref", "HEAD").strip() == f"autoresearch/exp/{name}"
+    assert not (engine.workspace.main_repo / "lane.txt").exists()
+    assert {name: lane["agent"] for name, lane in snapshot.items()} == {"a": "claude", "b": "codex"}
+    # Each agent talked to its own model, and only Codex has a Codex home.
+    assert all(not r.contains("wiki/experiment/exp/b") for r in scripted_model.main_requests)
+    assert all(not r.contains(str(fork_a)) or r.contains("intruder") for r in main(model))
+    assert (engine.workspace.lane_dir("b") / ".codex" / "config.toml").is_file()
+    assert not (engine.workspace.lane_dir("a") / ".codex").exists()
+    assert any("Read-only file system" in e["reason"] for e in events_of(engine, "b", "tool_denied"))
+    assert all(e["lane"] == "a" for e in events_of(engine, "a"))
+
+
+async def test_record_run_and_run_benchmark_from_a_codex_lane_keep_the_ledger_right(tmp_path, model):
+    bench = ("import json, os\n"
+             "step = float(open('speed.txt').read())\n"
+             "open(os.environ['AUTORESEARCH_METRICS'], 'a').write(json.dumps({'v': 1, 'kind': 'summary', "
+             "'step_time_median_s': step, 'p10_s': step, 'p90_s': step, 'n': 30}) + '\\n')\n"
+             "print('step_time_ms:', step * 1000)\n")
+    config = codex_workspace(tmp_path, model, repo_files={"bench.py": bench, "speed.txt": "0.010\n"})
+    tools = "mcp__autoresearch"
+    plan = iter([
+        FunctionCall("run_benchmark", {"description": "baseline"}, namespace=tools),
+        lambda r: FunctionCall("record_run", {"status": "keep", "description": "baseline",
+                                              "run_dir": run_dir_in(r)}, namespace=tools),
+        sh("echo 0.020 > speed.txt && git commit -qam 'slower on purpose' && git rev-parse HEAD"),
+        FunctionCall("run_benchmark", {"description": "slower on purpose"}, namespace=tools),
+        lambda r: FunctionCall("record_run", {"status": "discard", "description": "slower on purpose",
+                                              "run_dir": run_dir_in(r)}, namespace=tools),
+        FunctionCall("lane_status", {}, namespace=tools),
+    ])
+
+    def agent(request):
+        step = next(plan, Message("Recorded both runs."))
+        return step(request) if callable(step) else step
+
+    model.add(agent)
+    model.when_exhausted = agent
+    engine = make_engine(config, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(main(model)) >= 7, timeout=120, what="both runs recorded")
+    finally:
+        await engine.stop()
+    fork = engine.workspace.fork_dir("a")
+    rows, warnings = read_ledger(engine.workspace.ledger_path("a"), "step_time_ms")
+    assert warnings == []
+    assert [(r["run_id"], r["status"], r["description"]) for r in rows] == [
+        ("0001", "keep", "baseline"), ("0002", "discard", "slower on purpose")]
+    assert [r["metric"] for r in rows] == pytest.approx([10.0, 20.0])  # measured by the engine
+    slower = git(fork, "rev-parse", "HEAD").strip()
+    assert rows[1]["commit"] == slower and rows[0]["commit"] == git(fork, "rev-parse", "HEAD~1").strip()
+    assert git(fork, "rev-parse", "refs/autoresearch/runs/0002").strip() == slower
+    outputs = list({k: v for r in main(model) for k, v in r.outputs().items()}.values())
+    assert "run_id=0001" in outputs[0] and "step_time_ms (median): 10.000" in outputs[0]
+    recorded = json.loads(outputs[1].split("Output:", 1)[1])  # Codex prefixes the tool's text
+    assert (recorded["run_id"], recorded["status"], recorded["baseline"]) == ("0001", "keep", pytest.approx(10.0))
+    status = json.loads(outputs[5].split("Output:", 1)[1])
+    assert status["runs"] == 2 and status["best"] == pytest.approx(10.0) and status["best_run"] == "0001"
+    assert [e["run_id"] for e in events_of(engine, type="run_recorded")] == ["0001", "0002"]
+
+
+def run_dir_in(request: Request) -> str:
+    match = re.search(r"run_dir=(\S+)", request.new_text)
+    assert match, request.new_text
+    return match.group(1)
+
+
+async def test_cost_is_counted_from_token_usage_and_the_budget_cap_stops_the_lane(tmp_path, model):
+    # $100 per million input tokens and 10,000 tokens a request: $1 a request, a $2.50 cap.
+    config = codex_workspace(tmp_path, model, usd_per_mtok={"input": 100, "output": 0})
+    text = config.path.read_text().replace("[loop]", "[agent]\nmax_budget_usd = 2.5\n\n[loop]")
+    config.path.write_text(text)
+    config = load_config(config.path)
+    model.when_exhausted = Reply([sh("echo spending")], usage=Usage(input_tokens=10_000, output_tokens=0))
+    engine = make_engine(config, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: engine.lanes["a"].state == "needs_attention", timeout=60, what="the cap")
+        await asyncio.sleep(1.0)
+        requests_at_cap = len(main(model))
+        counters = engine.lanes["a"].record.counters
+        reason = engine.lanes["a"].record.needs_attention_reason
+    finally:
+        await engine.stop()
+    assert requests_at_cap == 3  # the third dollar reached the cap: the turn was interrupted
+    assert counters.cost_usd == pytest.approx(3.0) and counters.input_tokens == 30_000
+    assert "budget" in reason
+    assert events_of(engine, type="cost")[-1]["total_cost_usd"] == pytest.approx(3.0)
+    assert any(e["kind"] == "budget" for e in events_of(engine, type="stop_allowed"))
+
+
+async def test_kill_9_of_the_engine_then_the_same_thread_is_resumed(tmp_path, model):
+    config = codex_workspace(tmp_path, model)
+    workspace = Workspace(config)
+    model.when_exhausted = lambda request: sh(f"sleep 0.3; echo tick-{len(request.input)}")
+    env = {**os.environ, "HOME": str(tmp_path / "home"), KEY_ENV: FAKE_API_KEY}
+    (tmp_path / "home").mkdir()
+    pid = spawn_daemon(config, env=env)
+    try:
+        await wait_until(lambda: len(main(model)) >= 3, timeout=60, what="the lane at work")
+        thread = read_json(workspace.lane_json("a"))["session_id"]
+        os.kill(pid, signal.SIGKILL)
+        await wait_until(lambda: running_pid(workspace) is None, timeout=20, what="the lock released")
+        # The killed engine's Codex died with it (parent-death signal; its commands with it).
+        await wait_until(lambda: not processes_in(workspace.lane_dir("a")), timeout=20,
+                         what="no process left in the lane")
+        requests_before = len(main(model))
+        pid = spawn_daemon(config, env=env)
+        await wait_until(lambda: any("engine restarted" in r.last_user_text()
+                                     for r in main(model)[requests_before:]), timeout=60, what="the resumed lane")
+    finally:
+        if running_pid(workspace):
+            os.kill(running_pid(workspace), signal.SIGKILL)
+    resumed = next(r for r in main(model)[requests_before:] if "engine restarted" in r.last_user_text())
+    assert resumed.thread_id == thread and read_json(workspace.lane_json("a"))["session_id"] == thread
+    assert any("Start experiment exp" in text for text in resumed.user_texts())  # the whole conversation
+    assert any("tick-" in output for output in resumed.outputs().values())
+    assert len(main(model)) - requests_before <= 3  # nothing ran on between the kill and the restart
