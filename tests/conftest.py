@@ -106,7 +106,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):  # type: ignore[no-untyped-
     limit = int(timeout.args[0]) if timeout and timeout.args else 300
     inner = [sys.executable, "-m", "pytest", pyfuncitem.nodeid, "-q", "-p", "no:cacheprovider",
              f"--timeout={limit}"]
-    command = ["unshare", "-n", "bash", "-c", f"ip link set lo up && exec {shlex.join(inner)}"]
+    # root makes the namespace directly; anyone else through a user namespace of their own
+    unshare = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-r", "-n"]
+    command = [*unshare, "bash", "-c", f"ip link set lo up && exec {shlex.join(inner)}"]
     try:
         result = subprocess.run(command, cwd=pyfuncitem.config.rootpath, capture_output=True, text=True,
                                 env={**os.environ, NETNS_MARK: "1"}, timeout=limit + 60)
