@@ -92,6 +92,10 @@ def codex_bin() -> Path:
     if path is None:
         pytest.skip("the Codex CLI is not installed: run `npm install` at the repository root "
                     "(package.json pins @openai/codex 0.171.0)")
+    from autoresearch_tui.engine.agent.codex_home import CODEX_BIN_ENV
+
+    # Engines under test (and the test's own re-run in its namespace) use this one.
+    os.environ.setdefault(CODEX_BIN_ENV, str(path))
     return path
 
 

@@ -77,10 +77,11 @@ def only_loopback() -> bool:
 
 
 def codex_binary() -> Path | None:
-    """The Codex CLI the engine would use, or None when it is not installed."""
-    from autoresearch_tui.engine.agent.codex_home import AgentSetupError, find_codex_binary
+    """The Codex CLI the engine would use, else the pinned one `npm install` put in this
+    checkout (a non-editable install cannot know the checkout); None when there is none."""
+    from autoresearch_tui.engine.agent.codex_home import AgentSetupError, find_codex_binary, native_binary
 
     try:
         return find_codex_binary("", os.environ)
     except AgentSetupError:
-        return None
+        return native_binary(REPO_ROOT / "node_modules")

@@ -318,7 +318,7 @@ class CodexSession:
                 await self._steer(context)
 
     def _on_tool_result(self, kind: str, item: dict[str, Any]) -> None:
-        lane, call_id = self.lane, str(item.get("id", ""))
+        call_id = str(item.get("id", ""))
         status = item.get("status")
         if kind == "commandExecution":
             output = str(item.get("aggregatedOutput") or "")

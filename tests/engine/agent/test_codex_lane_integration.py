@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from autoresearch_tui.engine.agent.processes import processes_in
+from autoresearch_tui.engine.agent.processes import describe, processes_in
 from autoresearch_tui.engine.config import load_config
 from autoresearch_tui.engine.core.events import read_events
 from autoresearch_tui.engine.core.files import read_json
@@ -420,3 +420,63 @@ async def test_kill_9_of_the_engine_then_the_same_thread_is_resumed(tmp_path, mo
     assert any("Start experiment exp" in text for text in resumed.user_texts())  # the whole conversation
     assert any("tick-" in output for output in resumed.outputs().values())
     assert len(main(model)) - requests_before <= 3  # nothing ran on between the kill and the restart
+
+
+async def test_the_demos_codex_lane_does_the_demo_agents_work_through_codex(tmp_path, codex_bin):
+    # The demo agent's plan, played to the real Codex CLI by the engine's own scripted
+    # Responses server (scripted_demo): its edits land through apply_patch and exec_command.
+    model_py = ("import jax\n\ndef train_step(x):\n    jax.debug.callback(_check_finite, loss, grad_norm)  # host\n"
+                "    return x\n\nstep_fn = train_step\n")
+    bench = ("import json, os\nsource = open('model.py').read()\n"
+             "step = 0.004 if 'jax.jit(train_step)' in source else 0.009 if 'jax.debug' not in source else 0.010\n"
+             "open(os.environ['AUTORESEARCH_METRICS'], 'a').write(json.dumps({'v': 1, 'kind': 'summary', "
+             "'step_time_median_s': step, 'n': 30}) + '\\n')\n")
+    config = make_workspace(tmp_path, lanes=("b",), agents={"b": "codex"},
+                            repo_files={"bench.py": bench, "model.py": model_py},
+                            extra='[agent]\nscripted_demo = true\n[agent.codex]\nmodel = "gpt-5.5"\n')
+    engine = make_engine(config, tmp_path)
+    assert engine.scripted_responses is not None  # the engine's own, not a test's
+    await engine.start()
+    try:
+        await wait_until(lambda: len(read_ledger(engine.workspace.ledger_path("b"), "step_time_ms")[0]) >= 3,
+                         timeout=150, what="the demo's three runs")
+    finally:
+        await engine.stop()
+    fork = engine.workspace.fork_dir("b")
+    source = (fork / "model.py").read_text()
+    assert "step_fn = jax.jit(train_step)" in source and "jax.debug.callback" not in source
+    rows, _ = read_ledger(engine.workspace.ledger_path("b"), "step_time_ms")
+    assert [(r["status"], r["description"]) for r in rows] == [
+        ("keep", "baseline"), ("keep", "drop the per-step host callback"), ("keep", "jit the whole train step")]
+    assert git(fork, "log", "-1", "--format=%s").strip() == "jit the whole train step"
+    tools = {e["tool"] for e in events_of(engine, "b", "tool_use")}
+    assert {"apply_patch", "exec_command", "mcp__autoresearch__run_benchmark", "mcp__autoresearch__record_run"} <= tools
+
+
+async def test_a_silent_codex_lane_is_nudged_and_its_stuck_command_ended(tmp_path, model):
+    config = codex_workspace(tmp_path, model, loop="idle_nudge_minutes = 0.03")  # ~2 s of silence
+    marker = tmp_path / "survived"
+    model.add(sh(f"python3 -c 'import time; time.sleep(30)' && touch {marker}", yield_time_ms=60000),
+              sh("echo after-the-nudge"))
+    engine = make_engine(config, tmp_path)
+    fork = engine.workspace.fork_dir("a")
+
+    def stuck() -> list[str]:
+        return [d for d in map(describe, processes_in(fork)) if "time.sleep(30)" in d]
+
+    await engine.start()
+    try:
+        await wait_until(lambda: stuck(), timeout=60, what="the stuck command")
+        await wait_until(lambda: any("nudged: no activity" in r.last_user_text() for r in main(model)),
+                         timeout=60, what="the nudge to reach the model")
+        await wait_until(lambda: any(r.contains("after-the-nudge") for r in main(model)), what="work after it")
+        left_running = stuck()  # the lane still runs: only the interrupt can have ended it
+        thread = engine.lanes["a"].record.session_id
+        failures = engine.lanes["a"].record.counters.failures
+    finally:
+        await engine.stop()
+    assert left_running == [] and not marker.exists()
+    nudged = next(r for r in main(model) if "nudged: no activity" in r.last_user_text())
+    assert nudged.thread_id == thread  # the same conversation, a new turn
+    assert failures == 0  # an interrupt the engine made is no failure
+    assert [e for e in events_of(engine, type="injection") if e.get("kind") == "nudge"]
