@@ -47,6 +47,8 @@ USAGE_FIELDS = ("inputTokens", "cachedInputTokens", "outputTokens")
 TOOL_ITEMS = ("commandExecution", "mcpToolCall", "fileChange")
 SANDBOX_REFUSAL = "Read-only file system"
 PATCH_FILE = re.compile(r"^\*\*\* (?:Add|Update|Delete) File: (.+)$", re.MULTILINE)
+INVALID_REQUEST = -32600
+"""thread/resume's error for a thread with no rollout (or a malformed id)."""
 QUIET = frozenset({"item/agentMessage/delta", "item/reasoning/summaryTextDelta", "item/reasoning/textDelta",
                    "item/commandExecution/outputDelta", "account/rateLimits/updated", "thread/status/changed",
                    "thread/started", "mcpServer/startupStatus/updated", "remoteControl/status/changed",
@@ -79,13 +81,13 @@ class CodexSession:
         self._usage_total: dict[str, int] | None = None
         self._usage_baseline = False          # after a resume, the replayed totals are not new spend
         self._compacting = False
-        self._turn_cost = 0.0
         self._budget_hit = False
         self._last_message: str | None = None
         self._budget_task: asyncio.Task | None = None
         self._rollout: Path | None = None
         self._rollout_offset = 0
         self._reported_calls: set[str] = set()
+        self._thread_lost = False
 
     # ----------------------------------------------------------------- open / close
     @property
@@ -145,8 +147,11 @@ class CodexSession:
                 result = await server.request("thread/resume", {"threadId": previous, **self._thread_params()})
                 self._usage_baseline = True
             except RpcError as exc:
+                if exc.code != INVALID_REQUEST:  # not "no rollout found": a failure to retry, not a lost thread
+                    raise
                 lane.emit("warning", where="codex", message=f"could not resume thread {previous} ({exc.message}): "
                           "starting a new thread; the fork, ledger and runs carry over")
+                self._thread_lost = True
         if result is None:
             result = await server.request("thread/start", self._thread_params())
             self._usage_total = {name: 0 for name in USAGE_FIELDS}
@@ -185,6 +190,9 @@ class CodexSession:
     async def turn(self, prompt: str) -> None:
         """One lane turn: Codex turns until the policy lets the agent stop."""
         text: str | None = prompt
+        if self._thread_lost:  # a new thread knows nothing yet: it starts like a new lane
+            self._thread_lost = False
+            text = f"{self.lane.start_prompt()}\n\n{prompt}"
         while text is not None:
             status, error = await self._codex_turn(text)
             if status == "interrupted":
@@ -202,7 +210,6 @@ class CodexSession:
             text = "\n\n".join([*self._carry, text])
             self._carry = []
         self._last_message = None
-        self._turn_cost = 0.0
         self._budget_hit = False
         result = await server.request("turn/start", {"threadId": self.thread_id,
                                                      "input": [{"type": "text", "text": text}]})
@@ -224,8 +231,6 @@ class CodexSession:
                 await self._on_notification(method, params, message)
         finally:
             self._turn_id = None
-            if self._turn_cost:
-                self.lane.note_cost(self._turn_cost)
             await asyncio.to_thread(self._show_unreported_calls)
             self.lane.save()
 
@@ -396,7 +401,8 @@ class CodexSession:
         for path in _change_paths(item):
             reason = lane.check_write("apply_patch", path, fork)
             if reason and applied:  # the sandbox should have refused it: say so loudly
-                lane.emit("error", where="write_guard", message=f"Codex reports a change outside the lane: {path}")
+                lane.emit("error", where="write_guard", message=f"Codex reports a change the write guard "
+                          f"refuses: {path}")
 
     async def _on_usage(self, total: dict[str, Any]) -> None:
         counts = {name: int(total.get(name) or 0) for name in USAGE_FIELDS}
@@ -412,12 +418,13 @@ class CodexSession:
             lane.note_assistant_turn()  # one model response
         lane.note_tokens(delta["inputTokens"], delta["cachedInputTokens"], delta["outputTokens"])
         prices = lane.config.agent.codex.usd_per_mtok
-        if prices is not None:
+        if prices is not None:  # a Codex turn can last hours: count each request as it comes
             cached = min(delta["cachedInputTokens"], delta["inputTokens"])
             cached_price = prices.input if prices.cached_input is None else prices.cached_input
-            self._turn_cost += ((delta["inputTokens"] - cached) * prices.input + cached * cached_price
-                                + delta["outputTokens"] * prices.output) / 1e6
-        if not self._budget_hit and lane.budget_spent(self._turn_cost):
+            lane.note_cost(((delta["inputTokens"] - cached) * prices.input + cached * cached_price
+                            + delta["outputTokens"] * prices.output) / 1e6)
+        lane.save()
+        if not self._budget_hit and lane.budget_spent():
             self._budget_hit = True
             lane.emit("warning", where="budget", message="the lane's max_budget_usd is spent: interrupting the turn")
             self._budget_task = asyncio.get_running_loop().create_task(self.interrupt())

@@ -293,7 +293,7 @@ class Lane:
         keep = self.state == PAUSED or (resumed and self.state == NEEDS_ATTENTION)
         if not keep:
             self.set_state(RUNNING, "resuming session" if resumed else "starting session")
-        prompt = self._resume_prompt() if resumed else self._start_prompt()
+        prompt = self._resume_prompt() if resumed else self.start_prompt()
         while self.state not in (STOPPING, STOPPED):
             try:
                 await self._run_session(prompt)
@@ -421,11 +421,10 @@ class Lane:
         counters.cached_input_tokens += max(0, int(cached_input_tokens))
         counters.output_tokens += max(0, int(output_tokens))
 
-    def budget_spent(self, pending_usd: float = 0.0) -> bool:
-        """Whether the lane's cost (plus what the current turn has spent) reached max_budget_usd."""
+    def budget_spent(self) -> bool:
+        """Whether the lane's cost reached max_budget_usd (0 = no cap)."""
         cap = self.config.agent.max_budget_usd
-        return bool(cap) and not self.config.agent.scripted_demo and (
-            self.record.counters.cost_usd + pending_usd >= cap)
+        return bool(cap) and self.record.counters.cost_usd >= cap
 
     def note_cost(self, turn_cost_usd: float) -> None:
         # The CLI prices tokens as if they were real; a scripted demo model costs nothing.
@@ -574,7 +573,8 @@ class Lane:
             self.emit("user_message", text=text, delivery="delivered")
         return "\n".join(f"[message from the user] {text}" for text in texts)
 
-    def _start_prompt(self) -> str:
+    def start_prompt(self) -> str:
+        """The first prompt of a new session: the start-experiment skill and the program."""
         return "\n\n".join([
             render_skill("start-experiment", self.variables),
             "## The loop program\n\n" + self.program,

@@ -480,3 +480,24 @@ async def test_a_silent_codex_lane_is_nudged_and_its_stuck_command_ended(tmp_pat
     assert nudged.thread_id == thread  # the same conversation, a new turn
     assert failures == 0  # an interrupt the engine made is no failure
     assert [e for e in events_of(engine, type="injection") if e.get("kind") == "nudge"]
+
+
+async def test_a_thread_codex_no_longer_has_is_replaced_by_a_new_one_that_starts_like_a_new_lane(tmp_path, model):
+    config = codex_workspace(tmp_path, model)
+    workspace = Workspace(config)
+    workspace.lane_dir("a").mkdir(parents=True)
+    lost = "01a23100-0000-7000-8000-000000000000"  # e.g. its .codex folder was deleted
+    workspace.lane_json("a").write_text(json.dumps({"name": "a", "state": "running", "session_id": lost,
+                                                    "agent": "codex"}))
+    model.add(sh("echo working"))
+    engine = make_engine(config, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(main(model)) >= 1, what="the first request")
+    finally:
+        await engine.stop()
+    first = main(model)[0]
+    assert first.thread_id != lost and engine.lanes["a"].record.session_id == first.thread_id
+    assert "Start experiment exp" in first.last_user_text() and "session was resumed" in first.last_user_text()
+    warnings = [e["message"] for e in events_of(engine, type="warning") if e["where"] == "codex"]
+    assert any(f"could not resume thread {lost}" in w and "no rollout found" in w for w in warnings)
