@@ -78,14 +78,17 @@ def main(server: ScriptedResponses) -> list[Request]:
 async def test_a_turn_end_is_continued_by_the_policy_and_the_continue_text_reaches_the_model(tmp_path, model):
     config = codex_workspace(tmp_path, model, loop="max_consecutive_blocks = 3\nretrospective_every_stops = 10")
     model.add(sh("echo first-experiment"), Message("I made one change; the step is faster."),
-              sh("echo second-experiment"))
-    engine = make_engine(config, tmp_path)
+              sh("env; echo second-experiment"))
+    engine = make_engine(config, tmp_path, OPENAI_API_KEY="sk-never-shown-to-commands")
     await engine.start()
     try:
-        await wait_until(lambda: len(main(model)) >= 3, what="the request after the turn ended")
+        await wait_until(lambda: len(main(model)) >= 4, what="the request after the turn ended")
     finally:
         await engine.stop()
-    first, _, third = main(model)[:3]
+    first, _, third, fourth = main(model)[:4]
+    env_output = list(fourth.outputs().values())[-1]
+    assert "second-experiment" in env_output and "AUTORESEARCH_LANE=a" in env_output
+    assert FAKE_API_KEY not in env_output and "sk-never-shown" not in env_output  # keys stay out of commands
     assert "lane a of experiment exp" in first.last_user_text()       # the start prompt
     assert "Do not stop: the loop is still running" in third.last_user_text()
     assert "run_benchmark" in third.last_user_text()                  # the condensed loop program
