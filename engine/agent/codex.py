@@ -347,7 +347,7 @@ class CodexSession:
         lane = self.lane
         if len(output) > TOOL_OUTPUT_EVENT_LIMIT:
             output = output[:TOOL_OUTPUT_EVENT_LIMIT] + f"\n… [{len(output) - TOOL_OUTPUT_EVENT_LIMIT} more characters]"
-        lane.emit("tool_result", tool_use_id=call_id, is_error=failed, output=output, **extra)
+        lane.note_tool_result(call_id, output, is_error=failed, **extra)
         if tool == "exec_command":
             for line in output.splitlines():
                 if SANDBOX_REFUSAL in line:
@@ -388,7 +388,7 @@ class CodexSession:
             with contextlib.suppress(ValueError):
                 arguments = json.loads(arguments)
         shown = {"patch": arguments} if tool == "apply_patch" else arguments
-        lane.emit("tool_use", tool=tool, tool_use_id=call_id, input=shown, unreported=True)
+        lane.note_tool_call(tool, call_id, shown, unreported=True)
         refused = output.startswith("patch rejected") or SANDBOX_REFUSAL in output
         self._emit_result(call_id, refused or "exited with code 0" not in output, output, tool, unreported=True)
         if tool == "apply_patch" and isinstance(arguments, str):

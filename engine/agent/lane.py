@@ -402,17 +402,17 @@ class Lane:
         self._last_assistant_text = text
         self.emit("assistant_text", text=text)
 
-    def note_tool_call(self, tool: str, call_id: str, tool_input: Any) -> None:
+    def note_tool_call(self, tool: str, call_id: str, tool_input: Any, **extra: Any) -> None:
         self.record.counters.tool_uses += 1
         self._tool_names[call_id] = tool
         if len(self._tool_names) > 256:  # calls are answered in order; old ones are done
             del self._tool_names[next(iter(self._tool_names))]
-        self.emit("tool_use", tool=tool, tool_use_id=call_id, input=tool_input)
+        self.emit("tool_use", tool=tool, tool_use_id=call_id, input=tool_input, **extra)
 
-    def note_tool_result(self, call_id: str, output: str, *, is_error: bool = False) -> None:
+    def note_tool_result(self, call_id: str, output: str, *, is_error: bool = False, **extra: Any) -> None:
         """A tool's answer; the event names the tool, so a reader can render it without the call."""
         self.emit("tool_result", tool_use_id=call_id, tool=self._tool_names.pop(call_id, None),
-                  is_error=is_error, output=output)
+                  is_error=is_error, output=output, **extra)
 
     def note_tokens(self, input_tokens: int, cached_input_tokens: int, output_tokens: int) -> None:
         """Tokens one model request used (agents that report tokens, not dollars)."""
