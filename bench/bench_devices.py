@@ -36,7 +36,8 @@ from autoresearch_tui.engine.core.events import read_events  # noqa: E402
 from autoresearch_tui.engine.demo.scripted_model import ModelRequest, ScriptedModelServer, Turn, cli_env  # noqa: E402
 from autoresearch_tui.engine.devices.leases import LeaseManager  # noqa: E402
 from autoresearch_tui.engine.devices.slots import Slot  # noqa: E402
-from autoresearch_tui.engine.runs.measure import measure  # noqa: E402
+from autoresearch_tui.engine.config import ExperimentConfig  # noqa: E402
+from autoresearch_tui.engine.runs.measure import measure_run  # noqa: E402
 from autoresearch_tui.engine.supervisor import Engine  # noqa: E402
 from tests.support import REPO_ROOT, make_workspace  # noqa: E402
 
@@ -57,9 +58,12 @@ async def one_run(root: Path, example: Path, manager: LeaseManager | None, lane:
     run_dir = root / "runs" / f"{counter[0]:04d}"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     manager = manager or LeaseManager([Slot(0, (0,), "cpu", whole_host=True)])  # "no lease": its own slot
-    measured = await measure(leases=manager, platform="cpu", lane=lane, emit=lambda *a, **k: None,
-                             command=f"{sys.executable} bench.py", cwd=example, run_id=run_dir.name,
-                             run_dir=run_dir, env=env, timeout_s=600, hang_timeout_s=300)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    experiment = ExperimentConfig(bench_command=f"{sys.executable} bench.py", run_timeout_s=600.0,
+                                  hang_timeout_s=300.0)
+    measured = await measure_run(experiment, leases=manager, platform="cpu", lane=lane,
+                                 emit=lambda *a, **k: None, cwd=example, env=env,
+                                 allocate=lambda: (run_dir.name, run_dir))
     summary = measured.result.summary
     if measured.status != "ok" or not summary:
         raise RuntimeError(f"run failed: {measured.result.log_tail}")

@@ -68,7 +68,20 @@ def cmd_init(args: argparse.Namespace) -> int:
         error("init", str(exc))
         return 1
     print(f"created {config_path}")
-    print(f"start it with: cd {config_path.parent} && autoresearch-tui")
+    from autoresearch_tui.engine.config import load_config
+    from autoresearch_tui.engine.setup.check import check_workspace
+
+    problems = check_workspace(load_config(config_path))
+    where = config_path.parent
+    if problems:
+        print(f"checked it: {len(problems)} thing{'s' if len(problems) > 1 else ''} to fix before the first run:")
+        for problem in problems:
+            print("\n".join("  " + line for line in problem.lines()))
+        print(f"then try the benchmark once: cd {where} && autoresearch-tui bench")
+    else:
+        print(f"checked it: repo, branch and benchmark look right; try the benchmark once: "
+              f"cd {where} && autoresearch-tui bench")
+    print(f"start it with: cd {where} && autoresearch-tui")
     return 0
 
 

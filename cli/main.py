@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from autoresearch_tui.cli.common import PROG, attach, error
@@ -19,6 +20,7 @@ COMMAND_GROUPS = (
     "autoresearch_tui.cli.lifecycle",
     "autoresearch_tui.cli.status",
     "autoresearch_tui.cli.experiment",
+    "autoresearch_tui.cli.bench",
     "autoresearch_tui.cli.demo",
     "autoresearch_tui.cli.claude_hooks",
     "autoresearch_tui.cli.profile",
@@ -52,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`logs a | head -1`): that is how a pipe ends, not an error.
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

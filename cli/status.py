@@ -7,10 +7,12 @@ import datetime as dt
 import json
 import re
 import time
+from typing import Callable
 
 from autoresearch_tui.cli.common import (
     config_from_args, config_parent, error, print_event_json, print_event_line, request_sync,
 )
+from autoresearch_tui.engine.core.events import tidy_numbers
 from autoresearch_tui.engine.core.lane_state import NEEDS_ATTENTION
 from autoresearch_tui.engine.core.render import figure, one_line
 from autoresearch_tui.engine.daemon.control import running_pid
@@ -28,7 +30,8 @@ def register_cli(subparsers) -> None:
     logs.add_argument("--since", metavar="TIME",
                       help="only events after TIME: 10m, 2h, 1d, a unix time or an ISO date")
     logs.add_argument("--type", dest="types", metavar="TYPES",
-                      help="comma-separated event types, e.g. stop_blocked,retrospective")
+                      help="comma-separated event types, e.g. stop_blocked,retrospective; "
+                           "per-step metrics are hidden unless you name `step` (or `metric`)")
     logs.add_argument("--limit", type=int, default=200, help="how many past events (default 200)")
     logs.add_argument("--json", action="store_true", help="raw JSON lines")
     logs.set_defaults(func=cmd_logs)
@@ -50,7 +53,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if snapshot is None:
         snapshot = offline_snapshot(config).to_dict()
     if args.json:
-        print(json.dumps(snapshot, indent=2, default=str))
+        print(json.dumps(tidy_numbers(snapshot), indent=2, default=str))
     else:
         for line in status_lines(snapshot):
             print(line)
@@ -73,6 +76,12 @@ def status_lines(snapshot: dict) -> list[str]:
              f"{snapshot.get('engine', '?')}" + (" — SCRIPTED DEMO MODEL" if snapshot.get("scripted") else "")]
     lines.append(f"{'lane':<10} {'agent':<7} {'state':<16} {'runs':>5} {'best ' + metric:>18} {'change':>8} "
                  f"{'cost':>9}  last activity")
+    config = snapshot.get("config") or {}
+    if config.get("error"):
+        lines.insert(1, f"config: autoresearch.toml changed but does not load: {config['error']}")
+    elif config.get("needs_restart"):
+        lines.insert(1, f"config: autoresearch.toml changed {', '.join(config['needs_restart'])}: "
+                        "restart the engine to apply (`autoresearch-tui stop`, then start)")
     for name, lane in snapshot.get("lanes", {}).items():
         frontier = lane.get("frontier", {}) or {}
         change = frontier.get("change_pct")
@@ -80,11 +89,13 @@ def status_lines(snapshot: dict) -> list[str]:
         lease = lane.get("lease") or {}
         if lease.get("state") == "waiting":  # running, but its benchmark queues for a slot
             state = lease.get("text") or "waiting for device"
+        retry = (lane.get("api_retry") or {}).get("message")
         lines.append(
             f"{name:<10} {lane.get('agent', 'claude'):<7} {state:<16} {frontier.get('runs', 0):>5} "
             f"{figure(frontier.get('best')):>18} "
             f"{'-' if change is None else f'{change:+.1f}%':>8} "
             f"${lane.get('counters', {}).get('cost_usd', 0.0):>8.4f}  {_ago(lane.get('last_activity'))}"
+            + (f"  {retry}" if retry else "")
         )
         if lane.get("state") == NEEDS_ATTENTION and lane.get("needs_attention_reason"):
             lines.append(f"{'':<10} why: {one_line(lane['needs_attention_reason'], 300)}")
@@ -132,31 +143,57 @@ def parse_since(text: str | None) -> float | None:
         raise SystemExit(f"autoresearch-tui: --since {text!r}: use 10m, 2h, 1d, a unix time or an ISO date")
 
 
+def event_filter(text: str | None) -> Callable[[dict], bool]:
+    """What `logs --type` keeps: the named types; per-step metrics only when asked for
+    (`step`, or `metric`). Raises ValueError naming the known types for an unknown one."""
+    from autoresearch_tui.engine.core.events import EVENT_TYPES, STEP_TYPE, is_step
+
+    wanted = {t.strip() for t in (text or "").split(",") if t.strip()}
+    unknown = sorted(wanted - set(EVENT_TYPES) - {STEP_TYPE})
+    if unknown:
+        raise ValueError(f"unknown event type{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(map(repr, unknown))} (known: {', '.join(EVENT_TYPES)}, "
+                         f"and {STEP_TYPE} for per-step metrics)")
+    if not wanted:
+        return lambda event: not is_step(event)
+    steps = STEP_TYPE in wanted or "metric" in wanted
+    types = wanted - {STEP_TYPE}
+    return lambda event: (event.get("type") in types and (steps or not is_step(event))) or (
+        steps and is_step(event))
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
-    from autoresearch_tui.engine.core.events import tail_events
+    from autoresearch_tui.engine.core.events import iter_events, tail_events
 
     config = config_from_args(args, check_repo=False)
     workspace = Workspace(config)
     if args.lane not in {lane.name for lane in config.lanes} and not workspace.lane_dir(args.lane).is_dir():
-        error(None, f"no lane named {args.lane!r}")
+        error("logs", f"no lane named {args.lane!r}")
+        return 2
+    try:
+        keep = event_filter(args.types)
+    except ValueError as exc:
+        error("logs", f"--type: {exc}")
         return 2
     path = workspace.events_path(args.lane)
-    types = {t.strip() for t in args.types.split(",") if t.strip()} if args.types else None
     since = parse_since(args.since)
     show = print_event_json if args.json else print_event_line
-    events = tail_events(path, limit=args.limit if since is None else 10**9, types=types, since=since)
+    last_ts = time.time()
+    # --since streams (a week of events can be gigabytes); the last --limit events are few.
+    events = (iter_events(path, since=since) if since is not None
+              else tail_events(path, limit=args.limit, where=keep))
     for event in events:
-        show(event)
+        if keep(event):
+            show(event)
+            last_ts = event.get("ts", last_ts)
     if not args.follow:
         return 0
-    last_ts = events[-1]["ts"] if events else time.time()
     try:
         while True:
             time.sleep(0.5)
-            fresh = tail_events(path, limit=10**6, types=types, since=last_ts)
-            for event in fresh:
-                show(event)
-            if fresh:
-                last_ts = fresh[-1]["ts"]
+            for event in iter_events(path, since=last_ts):
+                last_ts = event.get("ts", last_ts)
+                if keep(event):
+                    show(event)
     except KeyboardInterrupt:
         return 0

@@ -391,3 +391,41 @@ def _line_of_key(text: str, loc: tuple) -> int | None:
         if in_target and re.match(rf"^{re.escape(key)}\s*=", stripped):
             return number
     return table_line
+
+
+def append_lane(path: Path | str, name: str, focus: str = "") -> None:
+    """Add a `[[lanes]]` table to the config file in place: every comment, the layout and the
+    file's mode stay as they were; only the new table is added at the end. Raises ConfigError
+    (the file unchanged) when the file cannot be read, parsed or written."""
+    import tomlkit
+
+    from autoresearch_tui.engine.core.files import atomic_write_text
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        document = tomlkit.parse(text)
+    except (OSError, UnicodeDecodeError, tomlkit.exceptions.TOMLKitError) as exc:
+        raise ConfigError(f"{path}: cannot add lane {name!r}: {exc}") from None
+    lanes = document.get("lanes")
+    if lanes is None or isinstance(lanes, tomlkit.items.AoT):
+        entry = tomlkit.table()
+    else:  # the user wrote `lanes = [{...}, ...]`: keep that style
+        entry = tomlkit.inline_table()
+    entry["name"] = name
+    if focus:
+        entry["focus"] = focus
+    if lanes is None:
+        lanes = tomlkit.aot()
+        lanes.append(entry)
+        if text and not text.endswith("\n"):
+            document.add(tomlkit.nl())
+        document["lanes"] = lanes
+    else:
+        lanes.append(entry)
+    new_text = tomlkit.dumps(document)
+    parse_config(new_text, path)  # never write a file the engine would refuse at its next start
+    try:
+        atomic_write_text(path, new_text)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot add lane {name!r}: {exc.strerror or exc}") from None

@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from autoresearch_tui.engine.core.events import tidy_numbers
+
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 1024 * 1024
 
@@ -100,7 +102,8 @@ def request_id_of(line: bytes | str) -> Any:
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    return (json.dumps(message, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    """One message line; floats without noise (core.events.tidy_numbers)."""
+    return (json.dumps(tidy_numbers(message), ensure_ascii=False, default=str) + "\n").encode("utf-8")
 
 
 def runtime_dir() -> Path:

@@ -11,23 +11,23 @@ import contextlib
 import logging
 import os
 import re
-import sys
 import time
-import tomllib
+from pathlib import Path
 from typing import Any, Callable
-
-import tomli_w
 
 from autoresearch_tui.engine.agent.claude import ClaudeSession
 from autoresearch_tui.engine.agent.lane import AgentSession, Lane
-from autoresearch_tui.engine.config import LANE_NAME_PATTERN, Config, LaneConfig
+from autoresearch_tui.engine.config import (
+    LANE_NAME_PATTERN, Config, ConfigError, LaneConfig, append_lane, parse_config,
+)
+from autoresearch_tui.engine.config_changes import ConfigChanges, apply_live, diff_configs
 from autoresearch_tui.engine.core import ledger, policy
 from autoresearch_tui.engine.core.events import Event
-from autoresearch_tui.engine.core.files import atomic_write_text
 from autoresearch_tui.engine.core.lane_state import RUNNING, STOPPED
 from autoresearch_tui.engine.core.snapshot import FrontierView, LaneSnapshot, LiveMetrics, Snapshot
 from autoresearch_tui.engine.devices.host import device_layout
 from autoresearch_tui.engine.devices.leases import LeaseManager
+from autoresearch_tui.engine.environment import engine_environment
 from autoresearch_tui.engine.devices.monitoring import lane_chips, load_monitoring, read_device_figures
 from autoresearch_tui.engine.repo.merge import merge_lane
 from autoresearch_tui.engine.runs.metrics import MetricsWatcher
@@ -57,12 +57,7 @@ class Engine:
         self.config = config
         self.workspace = Workspace(config)
         # The agent's CLI inherits the engine's environment (keys, base URL, cloud flags).
-        self.env = dict(os.environ if env is None else env)
-        # `python` in bench_command means this interpreter (the one with jax), even when the
-        # engine was started as .venv/bin/autoresearch-tui without activating the venv.
-        bin_dir = os.path.dirname(sys.executable)
-        if bin_dir not in self.env.get("PATH", "").split(os.pathsep):
-            self.env["PATH"] = os.pathsep.join(filter(None, [bin_dir, self.env.get("PATH", "")]))
+        self.env = engine_environment(env)
         self.backoff_base_s = backoff_base_s
         self.with_tools = with_tools
         self.lanes: dict[str, Lane] = {}
@@ -84,6 +79,8 @@ class Engine:
         self.scripted_responses = None
         self.codex_provider: dict[str, Any] | None = None
         """A Codex model provider the engine imposes (the scripted demo's); None = the lane's own."""
+        self.config_status: dict[str, Any] = {}
+        """The last reload of autoresearch.toml: when, what was applied, what needs a restart."""
         if config.agent.scripted_demo:
             self._start_scripted_model()
         for lane_config in config.lanes:
@@ -162,6 +159,7 @@ class Engine:
             self._start_lane(name)
         self._in_background(self._watchdog(), "idle-watchdog")
         self._in_background(self._push_lane_snapshots(), "lane-snapshots")
+        self._in_background(self._watch_config(), "config-watcher")
         monitoring = await asyncio.to_thread(load_monitoring)
         if monitoring is not None:
             self._in_background(self._poll_device(monitoring), "device")
@@ -183,8 +181,8 @@ class Engine:
 
     async def _watchdog(self, period_s: float = 30.0) -> None:
         """Revive lanes whose agent went quiet while they should be running."""
-        limit = self.config.loop.idle_nudge_minutes * 60
         while not self._watch_stop.is_set():
+            limit = self.config.loop.idle_nudge_minutes * 60  # a reload may change it
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._watch_stop.wait(), timeout=min(period_s, limit))
             now = time.time()
@@ -192,6 +190,69 @@ class Engine:
                 busy = lane.benchmark_running  # a long benchmark is not idleness
                 if lane.state == RUNNING and not busy and lane.idle_seconds(now) > limit:
                     await lane.nudge(lane.idle_seconds(now))
+
+    async def _watch_config(self) -> None:
+        """Reload autoresearch.toml whenever it changes (editors replace it: watch its folder)."""
+        from watchfiles import awatch
+
+        path = self.config.path
+        try:
+            async for _changes in awatch(path.parent, stop_event=self._watch_stop, debounce=300,
+                                         step=50, recursive=False,
+                                         watch_filter=lambda _change, changed: Path(changed).name == path.name):
+                try:
+                    text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    self.reload_config(None, error=f"cannot read {path}: {exc}")
+                    continue
+                self.reload_config(text)
+        except Exception as exc:  # a watch that cannot run: say so once, the engine goes on
+            log.warning("not watching %s for changes: %s", path, exc)
+
+    def reload_config(self, text: str | None, *, error: str | None = None) -> ConfigChanges | None:
+        """Apply what can be applied live of the config file's new `text`; tell every lane."""
+        path = self.config.path
+        new = None
+        if error is None:
+            try:
+                new = parse_config(text or "", path)
+            except ConfigError as exc:
+                error = str(exc)
+        if new is None:
+            self.config_status = {**self.config_status, "changed_at": time.time(), "error": error}
+            self._config_notice(f"{path.name} changed but does not load ({error}); the engine goes "
+                                "on with the config it has", error=error)
+            return None
+        changes = diff_configs(self.config, new, set(self.lanes))
+        self.config_status = {"changed_at": time.time(), "error": None, "applied": changes.applied,
+                              "needs_restart": changes.needs_restart,
+                              "removed_lanes": changes.removed_lanes}
+        if not changes:
+            return changes  # e.g. the engine's own edit (a lane added with n)
+        apply_live(self.config, new, changes)
+        for lane in self.lanes.values():
+            lane.config_changed()
+        for name in changes.added_lanes:
+            self._make_lane(name)
+            self._start_lane(name)
+        self._config_notice(f"{path.name} changed: {changes.summary()}", applied=changes.applied,
+                            needs_restart=changes.needs_restart, added_lanes=changes.added_lanes,
+                            removed_lanes=changes.removed_lanes)
+        return changes
+
+    def _config_notice(self, message: str, **fields: Any) -> None:
+        for lane in list(self.lanes.values()):
+            lane.emit("config", message=message, **fields)
+
+    def with_config_note(self, answer: str) -> str:
+        """An answer, plus what the engine has not applied from an edited config (every answer
+        says so until the engine restarts: a refusal may come from the old values)."""
+        pending = self.config_status.get("needs_restart")
+        if not pending:
+            return answer
+        return (f"{answer} (note: this engine still runs with the old {', '.join(pending)}: "
+                "autoresearch.toml changed them; restart the engine to apply: `autoresearch-tui "
+                "stop`, then start)")
 
     def _start_lane(self, name: str) -> None:
         self.lanes[name].start()
@@ -230,54 +291,49 @@ class Engine:
             raise EngineError(f"no lane named {name!r} (lanes: {', '.join(self.lanes)})") from None
 
     def pause(self, lane: str) -> str:
-        return self.lane(lane).pause()
+        return self.with_config_note(self.lane(lane).pause())
 
     def resume(self, lane: str) -> str:
-        return self.lane(lane).resume()
+        return self.with_config_note(self.lane(lane).resume())
 
     def retrospective_now(self, lane: str) -> str:
-        return self.lane(lane).request_retrospective()
+        return self.with_config_note(self.lane(lane).request_retrospective())
 
     def send_message(self, lane: str, text: str) -> str:
-        return self.lane(lane).send_message(text)
+        return self.with_config_note(self.lane(lane).send_message(text))
 
     async def stop_lane(self, lane: str) -> str:
         target = self.lane(lane)
         if target.state == STOPPED:
-            return f"lane {lane} is already stopped"
-        await target.stop()
-        return f"lane {lane} stopped"
+            return self.with_config_note(f"lane {lane} is already stopped")
+        await target.stop(by_user=True)
+        return self.with_config_note(
+            f"lane {lane} stopped (it stays stopped, also after an engine restart, until resumed)")
 
     def add_lane(self, name: str, focus: str = "") -> str:
         if not re.match(LANE_NAME_PATTERN, name):
             raise EngineError(f"invalid lane name {name!r}: letters, digits, '-', '_' and '.' only")
         if name in self.lanes:
             raise EngineError(f"lane {name!r} already exists")
-        # The new lane lives for this engine's lifetime; persist it so a restart keeps it.
+        # Recorded in autoresearch.toml (edited in place) so a restart keeps the lane.
+        try:
+            append_lane(self.config.path, name, focus)
+            recorded = f"recorded in {self.config.path.name}"
+        except ConfigError as exc:
+            log.warning("%s", exc)
+            recorded = f"for this engine's life only: {exc}"
         self.config.lanes.append(LaneConfig(name=name, focus=focus))
-        self._persist_added_lane(name, focus)
         self._make_lane(name)
         self._start_lane(name)
-        return f"lane {name} added"
-
-    def _persist_added_lane(self, name: str, focus: str) -> None:
-        path = self.config.path
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            log.warning("could not record lane %s in %s: %s", name, path, exc)
-            return
-        entry: dict[str, Any] = {"name": name}
-        if focus:
-            entry["focus"] = focus
-        data.setdefault("lanes", []).append(entry)
-        atomic_write_text(path, tomli_w.dumps(data))
+        return self.with_config_note(f"lane {name} added ({recorded})")
 
     async def merge_lane(self, lane: str) -> dict[str, Any]:
         target = self.lane(lane)
         result = await asyncio.to_thread(merge_lane, self.workspace, lane)
         fields = result.event_fields()
         target.emit("merge", **fields)
+        if fields.get("message"):
+            fields["message"] = self.with_config_note(fields["message"])
         return {"lane": lane, **fields}
 
     async def merge_preview(self, lane: str) -> dict[str, Any]:
@@ -326,6 +382,7 @@ class Engine:
             started_at=self.started_at,
             pid=os.getpid(),
             scripted=self.scripted_model is not None,
+            config=dict(self.config_status),
             total_cost_usd=round(sum(lane.counters.cost_usd for lane in lanes.values()), 6),
             lanes=lanes,
             devices=self.devices_snapshot(),

@@ -33,6 +33,11 @@ class Workspace:
         """Engine's own files (pid/lock, log); the socket lives elsewhere (see daemon)."""
         return self.root / ".autoresearch"
 
+    @property
+    def bench_runs_dir(self) -> Path:
+        """Run folders of `autoresearch-tui bench` (no lane's ledger or metrics see them)."""
+        return self.experiment_dir / "_bench"  # not a lane name: those start with a letter or digit
+
     def lane_dir(self, lane: str) -> Path:
         return self.experiment_dir / lane
 

@@ -22,7 +22,7 @@ DECISIONS_KEPT = 1000
 
 DECISION_TYPES = frozenset({
     "injection", "stop_blocked", "stop_allowed", "retrospective", "merge", "error",
-    "tool_denied", "user_message", "warning",
+    "tool_denied", "user_message", "warning", "config",
 })
 STATE_ICONS = {
     "starting": ("◌", "starting"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 from typing import TYPE_CHECKING, Any
 
 from claude_agent_sdk import (
@@ -28,6 +29,7 @@ from claude_agent_sdk import (
     UserMessage,
 )
 
+from autoresearch_tui.engine.agent.lane import NeedsUserError
 from autoresearch_tui.engine.agent.processes import guarded_cli_path
 from autoresearch_tui.engine.agent.tools import LaneTools, ToolSpec
 from autoresearch_tui.engine.core.tools import GUARDED_WRITE_TOOLS, TOOL_SERVER_NAME, tool_id
@@ -44,6 +46,39 @@ class SessionError(RuntimeError):
     """The CLI finished a turn with an error result (e.g. an API error after its retries)."""
 
 
+class NoCredentialsError(NeedsUserError):
+    """The CLI has no usable credentials ("Not logged in · Please run /login")."""
+
+
+AUTH_FAILED = "authentication_failed"
+"""AssistantMessage.error of the CLI's notice when it has no (valid) credentials."""
+AUTH_PHRASES = ("Not logged in", "Invalid API key", "Please run /login")
+
+
+def no_credentials_message(cli_said: str) -> str:
+    said = " ".join(cli_said.split())[:120]
+    return (f"no Claude credentials (the CLI says \"{said}\"): set ANTHROPIC_API_KEY, or run "
+            "`claude login` on this machine, or set CLAUDE_CODE_USE_VERTEX=1 / "
+            "CLAUDE_CODE_USE_BEDROCK=1 with their usual variables; then `autoresearch-tui stop` "
+            "and start the engine again (it keeps the environment it was started with)")
+
+
+def retry_reason(data: dict[str, Any], base_url: str | None) -> str:
+    """Why the CLI retries, from its api_retry message: `overloaded (HTTP 529)`, or no answer."""
+    status, error = data.get("error_status"), str(data.get("error") or "error")
+    if status:
+        return f"{error.replace('_', ' ')} (HTTP {status})"
+    where = _without_userinfo(base_url) if base_url else "the Anthropic API"
+    return f"no answer from {where} (network, proxy or ANTHROPIC_BASE_URL?)"
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "") if parts.username or parts.password else parts.netloc
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 class ClaudeSession:
     """One CLI process for a lane; `async with` opens and closes it (resumable by session id)."""
 
@@ -51,6 +86,8 @@ class ClaudeSession:
         self.lane = lane
         self._client: ClaudeSDKClient | None = None
         self._seen_message_ids: set[str] = set()
+        self._auth_failure: str | None = None
+        """What the CLI said when it found no credentials (this turn)."""
 
     async def __aenter__(self) -> "ClaudeSession":
         self._client = ClaudeSDKClient(options=self.options())
@@ -108,6 +145,8 @@ class ClaudeSession:
 
     def _on_cli_stderr(self, line: str) -> None:
         log.debug("lane %s cli: %s", self.lane.name, line)
+        if any(phrase in line for phrase in AUTH_PHRASES):
+            self._auth_failure = self._auth_failure or line.strip()
 
     async def _on_stop(self, input_data: dict, tool_use_id: str | None, context: Any) -> dict:
         last = input_data.get("last_assistant_message")
@@ -144,6 +183,13 @@ class ClaudeSession:
             session_id = message.data.get("session_id")
             if message.subtype == "init" and session_id:
                 lane.note_session(session_id)
+            elif message.subtype == "api_retry":
+                data = message.data
+                delay_ms = data.get("retry_delay_ms")
+                lane.note_api_retry(
+                    attempt=int(data.get("attempt") or 0), max_retries=data.get("max_retries"),
+                    delay_s=delay_ms / 1000 if isinstance(delay_ms, (int, float)) else 0.0,
+                    error=retry_reason(data, lane.agent_env().get("ANTHROPIC_BASE_URL")))
         elif isinstance(message, AssistantMessage):
             self._on_assistant(message)
         elif isinstance(message, UserMessage):
@@ -160,6 +206,9 @@ class ClaudeSession:
             if message.is_error and lane.interrupted:
                 lane.emit("lane_state", state=lane.state, previous=lane.state,
                           reason="the agent's turn was interrupted by the engine")
+            elif message.is_error and self._auth_failure:
+                said, self._auth_failure = self._auth_failure, None
+                raise NoCredentialsError(no_credentials_message(said))
             elif message.is_error:
                 status = getattr(message, "api_error_status", None)
                 detail = "; ".join(message.errors or []) or message.result or message.subtype
@@ -178,6 +227,13 @@ class ClaudeSession:
             if len(self._seen_message_ids) > 4096:
                 self._seen_message_ids = {message_id}
             lane.note_assistant_turn()
+        if message.error == AUTH_FAILED or (synthetic and any(
+                phrase in block.text for block in message.content if isinstance(block, TextBlock)
+                for phrase in AUTH_PHRASES)):
+            said = " ".join(b.text for b in message.content if isinstance(b, TextBlock)) or AUTH_FAILED
+            self._auth_failure = said
+            lane.emit("error", where="credentials", message=no_credentials_message(said))
+            return  # the CLI's "please run /login" means nothing to a lane's user
         if message.error:
             lane.emit("error", where="api", message=str(message.error))
         for block in message.content:

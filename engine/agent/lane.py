@@ -37,17 +37,22 @@ from autoresearch_tui.engine.core.lane_state import (
 )
 from autoresearch_tui.engine.core.snapshot import LaneSnapshot
 from autoresearch_tui.engine.core.skills import condensed_program, render_skill
-from autoresearch_tui.engine.devices.host import AGENT_SHELL_NO_DEVICE
 from autoresearch_tui.engine.devices.leases import LeaseManager
 from autoresearch_tui.engine.devices.slots import Slot
+from autoresearch_tui.engine.environment import agent_environment, lane_environment
 from autoresearch_tui.engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 
-class AgentSetupError(RuntimeError):
-    """The lane's agent cannot start and retrying will not help (a missing binary, no
-    credentials): the lane needs attention at once instead of after max_failures retries."""
+class NeedsUserError(RuntimeError):
+    """The agent cannot go on until the user acts (no credentials, say); the message says
+    what to do. The lane needs attention at once: retrying would change nothing."""
+
+
+class AgentSetupError(NeedsUserError):
+    """Raised while opening the agent's session (a missing binary, no credentials): no agent
+    process runs, so the lane's task ends in needs_attention and resume() starts it again."""
 
 
 class AgentSession(Protocol):
@@ -116,6 +121,8 @@ class Lane:
         self._in_turn = False
         self._why_continue = "resumed"
         self.benchmark_running = False
+        self.api_retry: dict[str, Any] | None = None
+        """While the agent's CLI retries the API: attempt, max_retries, delay_s, error, message."""
         self.interrupted = False
         """True while a turn the engine interrupted winds down (its error result is ours)."""
 
@@ -180,7 +187,20 @@ class Lane:
             fork=str(self.workspace.fork_dir(self.name)),
             focus=self.config.lane(self.name).focus if self._configured() else "",
             model=(self.config.agent.codex.model if self.agent == "codex" else self.config.agent.model) or "",
+            api_retry=dict(self.api_retry) if self.api_retry else None,
         )
+
+    def config_changed(self) -> None:
+        """The shared config got live changes (config_changes.apply_live): pick them up."""
+        self.settings = policy.LoopSettings.from_object(self.config.loop)
+        if not self._configured():
+            return
+        self.variables = lane_variables(self.config, self.workspace, self.name)
+        try:
+            self.program = loop_program(self.config, self.variables)
+        except OSError as exc:  # a program file that cannot be read: keep the one in use
+            self.emit("warning", where="config", message=f"the loop program cannot be read ({exc}); "
+                      "the lane keeps the one it had")
 
     def _configured(self) -> bool:
         return any(lane.name == self.name for lane in self.config.lanes)
@@ -197,6 +217,7 @@ class Lane:
     def pause(self) -> str:
         if self.state in (PAUSED, STOPPED, STOPPING):
             return f"lane {self.name} is already {self.state}"
+        self.record.user_hold = PAUSED  # saved by set_state; kept across restarts
         if self._in_turn:
             self.set_state(PAUSING, "paused by the user")
             return f"lane {self.name} pausing: the agent may stop at the end of its current step"
@@ -209,6 +230,7 @@ class Lane:
         if self.state == STOPPING:
             return f"lane {self.name} is stopping; resume it once it has stopped"
         self.record.counters.consecutive_failures = 0
+        self.record.user_hold = ""
         self.set_state(RUNNING, "resumed by the user")
         self._wake.set()
         if self._task is None or self._task.done():  # stopped, or never got a session going
@@ -251,8 +273,11 @@ class Lane:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(session.interrupt(), timeout=timeout)
 
-    async def stop(self, timeout: float = 20.0) -> None:
+    async def stop(self, timeout: float = 20.0, *, by_user: bool = False) -> None:
         """Stop now: interrupt the agent's turn and close the session (resumable later).
+
+        `by_user`: the user stopped this lane (not the engine stopping): it stays stopped
+        across engine restarts until the user resumes it.
 
         The session is closed by leaving its `async with` normally: cancelling the task
         instead can abort the SDK's close before it kills the CLI, leaving an orphaned agent
@@ -261,8 +286,11 @@ class Lane:
         """
         from autoresearch_tui.engine.agent.processes import kill_orphans
 
+        if by_user:
+            self.record.user_hold = STOPPED
+            self.save()
         if self.state != STOPPED:
-            self.set_state(STOPPING, "stop requested")
+            self.set_state(STOPPING, "stop requested by the user" if by_user else "stop requested")
         self.leases.cancel(self.name, f"lane {self.name} is stopping")  # a queued run leaves the queue
         self._wake.set()
         await self._interrupt(timeout=5)
@@ -276,12 +304,22 @@ class Lane:
         if leftovers:
             self.emit("warning", where="stop", message="terminated processes left in the lane: "
                       + "; ".join(leftovers))
-        self.set_state(STOPPED, "stopped")
+        self.set_state(STOPPED, "stopped by the user" if self.record.user_hold == STOPPED else "stopped")
         self.save()
         self.events.close()
 
     # ----------------------------------------------------------------- the session loop
     async def _run(self) -> None:
+        # A new start (engine restart or the user's resume) counts failures afresh.
+        self.record.counters.consecutive_failures = 0
+        await self._close_interrupted_run()
+        if self.record.user_hold == STOPPED:  # the user's stop outlives the engine
+            reason = "stopped by the user: resume the lane to continue"
+            if self.state == STOPPED:
+                self.emit("lane_state", state=STOPPED, previous=STOPPED, reason=reason)
+            self.set_state(STOPPED, reason)
+            self.save()
+            return
         try:
             await self._prepare_fork()
         except Exception as exc:  # a lane that cannot start must not take the engine down
@@ -289,9 +327,11 @@ class Lane:
             self.set_state(NEEDS_ATTENTION, f"could not create the fork: {exc}")
             return
         resumed = self.record.session_id is not None
-        # A pause (or an unresolved needs_attention) survives restarts; anything else runs.
-        keep = self.state == PAUSED or (resumed and self.state == NEEDS_ATTENTION)
-        if not keep:
+        # The user's pause survives restarts, and so does a needs_attention the engine never
+        # got to stop (kill -9); a graceful restart gives a needs_attention lane a new try.
+        if self.record.user_hold == PAUSED:
+            self.set_state(PAUSED, "paused by the user: resume the lane to continue")
+        elif not (resumed and self.state == NEEDS_ATTENTION):
             self.set_state(RUNNING, "resuming session" if resumed else "starting session")
         prompt = self._resume_prompt() if resumed else self.start_prompt()
         while self.state not in (STOPPING, STOPPED):
@@ -308,6 +348,19 @@ class Lane:
                     break
                 await self._after_failure(exc)
                 prompt = self._continue_prompt("the agent process failed and was restarted")
+
+    async def _close_interrupted_run(self) -> None:
+        """A run the previous engine started and never finished is closed as cancelled."""
+        from autoresearch_tui.engine.runs.measure import close_interrupted_run
+
+        found: list[tuple[str, dict]] = []  # read off the loop, reported on it
+        try:
+            await asyncio.to_thread(close_interrupted_run, self.workspace, self.name,
+                                    lambda type, **fields: found.append((type, fields)))
+        except Exception as exc:  # a check that failed must not keep the lane from starting
+            log.warning("lane %s: checking for an interrupted run failed: %s", self.name, exc)
+        for type, fields in found:
+            self.emit(type, **fields)
 
     async def _prepare_fork(self) -> None:
         from autoresearch_tui.engine.agent.processes import kill_orphans
@@ -361,6 +414,12 @@ class Lane:
 
     async def _after_failure(self, exc: Exception) -> None:
         counters = self.record.counters
+        self.api_retry = None
+        if isinstance(exc, NeedsUserError):
+            counters.failures += 1
+            self.emit("error", where="session", message=str(exc), needs_user=True)
+            self.set_state(NEEDS_ATTENTION, str(exc))
+            return
         counters.failures += 1
         counters.consecutive_failures += 1
         counters.restarts += 1
@@ -392,8 +451,19 @@ class Lane:
         if announce:
             self.emit("session", session_id=session_id)
 
+    def note_api_retry(self, attempt: int, max_retries: int | None, delay_s: float, error: str) -> None:
+        """The agent's CLI could not reach the API and retries: shown as the lane's status
+        at once (a lane that only retries is not working, whatever its state says)."""
+        of = f"/{max_retries}" if max_retries else ""
+        message = f"retrying the API (attempt {attempt}{of}, next in {delay_s:.1f}s): {error}"
+        self.api_retry = {"attempt": attempt, "max_retries": max_retries, "delay_s": delay_s,
+                          "error": error, "message": message, "since": time.time()}
+        self.emit("api_retry", attempt=attempt, max_retries=max_retries, delay_s=delay_s,
+                  error=error, message=message)
+
     def note_assistant_turn(self) -> None:
         """The model answered (a real turn, not an error notice): that is progress."""
+        self.api_retry = None
         self.record.counters.turns += 1
         self.record.counters.consecutive_failures = 0
         policy.note_assistant_turn(self.record.policy)
@@ -510,28 +580,12 @@ class Lane:
 
         Unless `[devices] agent_shell_device` is true, the agent's own shell sees no
         accelerator: only leased runs (`run_env`) do."""
-        timeout_ms = str(int(self.config.experiment.run_timeout_s * 1000))
-        env = {
-            **self.run_env(),
-            # Benchmarks the agent runs through Bash must not die at the CLI's 2-minute default.
-            "BASH_DEFAULT_TIMEOUT_MS": timeout_ms,
-            "BASH_MAX_TIMEOUT_MS": timeout_ms,
-        }
-        if not self.config.devices.agent_shell_device:
-            env.update(AGENT_SHELL_NO_DEVICE)
-        return env
+        return agent_environment(self.config, self.workspace, self.name, self._base_env)
 
     def run_env(self) -> dict[str, str]:
         """The environment of the benchmarks the engine runs for this lane (before the slot's
         own variables are added)."""
-        env = {
-            **self._base_env,
-            "AUTORESEARCH_LANE": self.name,
-            "AUTORESEARCH_LANE_DIR": str(self.workspace.lane_dir(self.name)),
-            "AUTORESEARCH_RUNS_DIR": str(self.workspace.runs_dir(self.name)),
-        }
-        env.update(self.config.lane(self.name).env if self._configured() else {})
-        return env
+        return lane_environment(self.config, self.workspace, self.name, self._base_env)
 
     def _block_message(self, decision: policy.StopDecision, view: policy.LedgerView) -> str:
         messages = self._take_pending_messages()

@@ -108,9 +108,12 @@ def guarded_cli_path(state_dir: Path) -> str | None:
 
 
 def _bundled_cli() -> str | None:
-    try:
-        import claude_agent_sdk
-    except ImportError:
+    """The Claude CLI inside claude-agent-sdk, found without importing the SDK (which is slow,
+    and which `status` and the benchmark runner never need)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("claude_agent_sdk")
+    if spec is None or not spec.origin:
         return None
-    path = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+    path = Path(spec.origin).parent / "_bundled" / "claude"
     return str(path) if path.is_file() else None

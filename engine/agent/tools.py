@@ -14,11 +14,12 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+from autoresearch_tui.engine.core.events import tidy_numbers
 from autoresearch_tui.engine.core.ledger import STATUSES
 from autoresearch_tui.engine.core.lane_state import STOPPED, STOPPING
 from autoresearch_tui.engine.core.tools import LANE_STATUS, RECORD_RUN, RUN_BENCHMARK
 from autoresearch_tui.engine.runs import record
-from autoresearch_tui.engine.runs.measure import measure
+from autoresearch_tui.engine.runs.measure import measure_run
 
 if TYPE_CHECKING:
     from autoresearch_tui.engine.agent.lane import Lane
@@ -83,38 +84,23 @@ class LaneTools:
         ]
 
     async def run_benchmark(self, args: dict[str, Any]) -> ToolAnswer:
-        lane, workspace, experiment = self.lane, self.workspace, self.experiment
-        description = str(args.get("description", "")).strip()
-        extra_args = str(args.get("args", ""))
-        run_id, run_dir = await asyncio.to_thread(record.allocate_run, workspace, lane.name)
-        lane.emit("run_started", run_id=run_id, run_dir=str(run_dir), description=description,
-                  args=extra_args)
+        lane, workspace = self.lane, self.workspace
         lane.benchmark_running = True  # waiting for a slot counts: the watchdog leaves it alone
         try:
-            measured = await measure(
-                leases=lane.leases, platform=lane.platform, lane=lane.name, emit=lane.emit,
-                command=experiment.bench_command,
+            measured = await measure_run(
+                self.experiment,
+                leases=lane.leases, platform=lane.platform, lane=lane.name,
                 cwd=workspace.fork_dir(lane.name),
-                run_id=run_id,
-                run_dir=run_dir,
                 env=lane.run_env(),
-                timeout_s=experiment.run_timeout_s,
-                hang_timeout_s=experiment.hang_timeout_s,
-                args=extra_args,
-                info={"description": description, "args": extra_args},
-                on_output=lambda text: lane.emit("run_output", run_id=run_id, text=text),
+                allocate=lambda: record.allocate_run(workspace, lane.name),
+                emit=lane.emit,
+                description=str(args.get("description", "")).strip(),
+                args=str(args.get("args", "")),
                 should_stop=lambda: lane.state in (STOPPING, STOPPED),
             )
         finally:
             lane.benchmark_running = False
-        result = measured.result
-        lane.emit("run_finished", **{k: v for k, v in result.to_dict().items() if k != "log_tail"},
-                  description=description, waited_s=round(measured.waited_s, 3),
-                  slot=measured.lease.slot.index if measured.lease else None,
-                  reason=measured.device_problem)
-        for warning in result.warnings:
-            lane.emit("warning", where="metrics", message=warning, run_id=run_id)
-        return ToolAnswer(measured.for_agent(), is_error=result.status != "ok")
+        return ToolAnswer(measured.for_agent(), is_error=measured.status != "ok")
 
     async def record_run(self, args: dict[str, Any]) -> ToolAnswer:
         lane = self.lane
@@ -136,10 +122,10 @@ class LaneTools:
         for warning in answer.get("warnings", []):
             lane.emit("warning", where="ledger", message=warning)
         answer.pop("row", None)
-        return ToolAnswer(json.dumps(answer, indent=1, default=str))
+        return ToolAnswer(json.dumps(tidy_numbers(answer), indent=1, default=str))
 
     async def lane_status(self, args: dict[str, Any]) -> ToolAnswer:
         summary = await asyncio.to_thread(record.lane_summary, self.workspace, self.lane.name)
         snapshot = self.lane.snapshot().to_dict()
         summary["lane"] = {k: snapshot[k] for k in ("name", "state", "counters", "next_injection")}
-        return ToolAnswer(json.dumps(summary, indent=1, default=str))
+        return ToolAnswer(json.dumps(tidy_numbers(summary), indent=1, default=str))

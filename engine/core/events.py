@@ -8,6 +8,7 @@ redacted before it is written, so a credential echoed by a tool never reaches a 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import threading
@@ -16,10 +17,22 @@ from pathlib import Path
 from typing import Any, Callable
 
 EVENT_TYPES = (
-    "lane_state", "assistant_text", "tool_use", "tool_result", "injection", "stop_blocked",
-    "stop_allowed", "retrospective", "run_recorded", "metric", "profile_summary", "merge",
-    "error", "warning", "cost", "user_message", "session",
+    "lane_state", "assistant_text", "tool_use", "tool_result", "tool_denied", "injection",
+    "stop_blocked", "stop_allowed", "retrospective", "run_started", "run_output",
+    "run_finished", "run_recorded", "metric", "profile_summary", "merge", "fork", "error",
+    "warning", "cost", "user_message", "session", "api_retry", "config",
+    "lease_wait", "lease_acquired", "lease_released", "lease_cancelled",
 )
+"""Every type the engine and the hooks write (a test checks the code against this list)."""
+STEP_TYPE = "step"
+"""Not a type of its own: `metric` events of kind `step` (one per benchmark step). Readers
+that show events to people hide them unless asked for by this name."""
+
+NUMBER_DIGITS = 12
+"""Significant digits of a float written to an event, a reply or a tool answer: enough for
+any measurement, and float noise (6.765000000000001) never shows. Timestamps (TIME_KEYS)
+keep their full precision."""
+TIME_KEYS = re.compile(r"^(ts|since|before|last_activity|replayed_until)$|_(at|ts)$")
 
 Event = dict[str, Any]
 Subscriber = Callable[[Event], None]
@@ -51,13 +64,38 @@ def redact_values(value: Any) -> Any:
     return value
 
 
+def tidy_number(value: float) -> float:
+    """`value` with NUMBER_DIGITS significant digits (non-finite values unchanged)."""
+    if not math.isfinite(value):
+        return value
+    return float(f"{value:.{NUMBER_DIGITS}g}")
+
+
+def tidy_numbers(value: Any) -> Any:
+    """Every float inside `value` (dicts, lists) with NUMBER_DIGITS significant digits,
+    except timestamps (the values of TIME_KEYS)."""
+    if isinstance(value, float):
+        return tidy_number(value)
+    if isinstance(value, dict):
+        return {key: item if isinstance(key, str) and TIME_KEYS.search(key) else tidy_numbers(item)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [tidy_numbers(item) for item in value]
+    return value
+
+
+def is_step(event: Event) -> bool:
+    """A per-step metric event (see STEP_TYPE)."""
+    return event.get("type") == "metric" and event.get("kind") == "step"
+
+
 def make_event(lane: str, type: str, **fields: Any) -> Event:
     return {"ts": time.time(), "lane": lane, "type": type, **fields}
 
 
 def encode_event(event: Event) -> str:
     """The event's line in events.jsonl (redacted, with its newline)."""
-    return json.dumps(redact_values(event), ensure_ascii=False, default=str) + "\n"
+    return json.dumps(tidy_numbers(redact_values(event)), ensure_ascii=False, default=str) + "\n"
 
 
 def append_event(path: Path | str, event: Event) -> None:
@@ -88,7 +126,7 @@ class EventLog:
 
     def append(self, event: Event) -> Event:
         """Write one event; returns it as written (credentials redacted) for publishing."""
-        event = redact_values(event)
+        event = tidy_numbers(redact_values(event))
         line = json.dumps(event, ensure_ascii=False, default=str) + "\n"  # redacted above
         with self._lock:
             if self._file.closed:  # a lane restarted after a stop writes on
@@ -172,8 +210,10 @@ def _lines_backwards(path: Path, block: int = 256 * 1024):
 
 
 def tail_events(path: Path, limit: int = 500, before: float | None = None,
-                types: set[str] | None = None, since: float | None = None) -> list[Event]:
-    """The newest `limit` events (oldest first) older than `before` and newer than `since`.
+                types: set[str] | None = None, since: float | None = None,
+                where: Callable[[Event], bool] | None = None) -> list[Event]:
+    """The newest `limit` events (oldest first) older than `before` and newer than `since`
+    (of `types`, and for which `where(event)` holds, when given).
 
     Reads from the end of the newest segment backwards, so the cost depends on how much
     history is asked for, not on how large the logs have grown.
@@ -194,7 +234,79 @@ def tail_events(path: Path, limit: int = 500, before: float | None = None,
                 continue
             if types and event.get("type") not in types:
                 continue
+            if where is not None and not where(event):
+                continue
             found.append(event)
             if len(found) >= limit:
                 return list(reversed(found))
     return list(reversed(found))
+
+
+def _event_ts(raw: bytes) -> float | None:
+    try:
+        event = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    ts = event.get("ts") if isinstance(event, dict) else None
+    return float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
+
+
+def _offset_after(handle, size: int, since: float, block: int = 64 * 1024) -> int:
+    """A byte offset at or before the first line whose ts is after `since`.
+
+    Events are appended in time order, so a binary search on line starts finds it in
+    O(log size) reads; the caller still skips lines up to `since` from there."""
+    low, high = 0, size
+    while high - low > block:
+        middle = (low + high) // 2
+        handle.seek(middle)
+        handle.readline()  # the rest of a line that started before `middle`
+        ts = None
+        position = handle.tell()
+        while ts is None and position < high:
+            line = handle.readline()
+            if not line.endswith(b"\n"):
+                break
+            ts = _event_ts(line)
+            if ts is None:
+                position = handle.tell()
+        if ts is None or ts > since:
+            high = middle
+        else:
+            low = position
+    return low
+
+
+def iter_events(path: Path, since: float | None = None, types: set[str] | None = None):
+    """Every complete event after `since` (all without it), oldest first, as a stream.
+
+    Memory stays flat whatever the size of the logs: lines are read one at a time, and
+    `since` is found by a binary search in each segment instead of a scan."""
+    for segment in segments(path):
+        try:
+            handle = open(segment, "rb")
+        except OSError:
+            continue
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            if since is not None:
+                last = next(_lines_backwards(segment), None)
+                last_ts = _event_ts(last) if last is not None else None
+                if last_ts is not None and last_ts <= since:
+                    continue  # the whole segment is older
+                handle.seek(_offset_after(handle, size, since))
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    break  # half-written tail
+                try:
+                    event = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    continue
+                if not isinstance(event, dict):
+                    continue
+                ts = event.get("ts", 0)
+                if since is not None and isinstance(ts, (int, float)) and ts <= since:
+                    continue
+                if types and event.get("type") not in types:
+                    continue
+                yield event

@@ -24,6 +24,8 @@ IDLE_STATES = (PAUSED, STOPPED, NEEDS_ATTENTION)
 """States in which the lane's agent is not working."""
 AGENTS = ("claude", "codex")
 """The agent CLIs a lane can run (`[[lanes]] agent`)."""
+USER_HOLDS = ("", PAUSED, STOPPED)
+"""Values of LaneRecord.user_hold."""
 NOT_STARTED = "not started"
 """Shown for a configured lane that has no lane.json yet (never stored)."""
 
@@ -58,6 +60,9 @@ class LaneRecord:
     counters: LaneCounters = field(default_factory=LaneCounters)
     policy: PolicyState = field(default_factory=PolicyState)
     needs_attention_reason: str = ""
+    user_hold: str = ""
+    """The user's own pause or stop ("paused", "stopped", "" for none). It survives engine
+    restarts: a lane the user stopped stays stopped until the user resumes it."""
     last_activity: float = 0.0
     created_at: float = field(default_factory=time.time)
 
@@ -65,7 +70,7 @@ class LaneRecord:
         return {
             "name": self.name, "state": self.state, "session_id": self.session_id, "agent": self.agent,
             "counters": vars(self.counters).copy(), "policy": self.policy.to_dict(),
-            "needs_attention_reason": self.needs_attention_reason,
+            "needs_attention_reason": self.needs_attention_reason, "user_hold": self.user_hold,
             "last_activity": self.last_activity, "created_at": self.created_at,
         }
 
@@ -101,13 +106,16 @@ class LaneRecord:
         except (TypeError, ValueError) as exc:
             raise LaneRecordError(f"policy: {exc}") from None
         reason = data.get("needs_attention_reason", "")
+        hold = data.get("user_hold", "")
+        if hold not in USER_HOLDS:
+            raise LaneRecordError(f"user_hold: expected one of {', '.join(map(repr, USER_HOLDS))}")
         times = {key: data.get(key, default) for key, default in
                  (("last_activity", 0.0), ("created_at", time.time()))}
         for key, value in times.items():
             if not _number(value):
                 raise LaneRecordError(f"{key}: expected a number")
         return cls(name=name, state=state, session_id=session_id, agent=agent, counters=counters, policy=policy,
-                   needs_attention_reason=reason if isinstance(reason, str) else "",
+                   needs_attention_reason=reason if isinstance(reason, str) else "", user_hold=hold,
                    last_activity=float(times["last_activity"]), created_at=float(times["created_at"]))
 
     @classmethod

@@ -66,11 +66,24 @@ def event_detail(event: dict[str, Any]) -> str:
     if kind in ("stop_blocked", "stop_allowed", "injection", "retrospective", "tool_denied"):
         parts = (event.get("kind") or event.get("phase") or "", event.get("reason", ""))
         return one_line(" ".join(str(x) for x in parts if x))
+    if kind == "run_started":
+        args = f" [{event['args']}]" if event.get("args") else ""
+        return one_line(f"{event.get('run_id')}{args} {event.get('description', '')}")
+    if kind == "run_finished":
+        seconds = event.get("seconds")
+        took = f" in {seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
+        median = (event.get("summary") or {}).get("step_time_median_s")
+        shown = f" step_time_ms {figure(median * 1000)}" if isinstance(median, (int, float)) else ""
+        why = f" ({event['reason']})" if event.get("reason") else ""
+        return one_line(f"{event.get('run_id')} {event.get('status')}{took} exit {event.get('exit_code')}"
+                        f"{shown}{why}")
+    if kind == "run_output":
+        return one_line(f"{event.get('run_id')} | {event.get('text', '')}")
     if kind == "run_recorded":
         return one_line(f"{event.get('run_id')} {event.get('status')} {figure(event.get('metric_value'))} "
                         f"{event.get('description', '')}")
-    if kind in ("merge", "error", "warning"):
-        return one_line(event.get("message", ""))
+    if kind in ("merge", "error", "warning", "config", "api_retry"):
+        return one_line(event.get("message", ""), limit=400)
     if kind == "cost":
         total = event.get("total_cost_usd")
         return f"${total:.4f}" if isinstance(total, (int, float)) else "-"
@@ -173,11 +186,12 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
         summary = event.get("summary") or {}
         median = summary.get("step_time_median_s")
         shown = f": step_time_ms {figure(median * 1000)}" if isinstance(median, (int, float)) else ""
+        seconds = event.get("seconds")
+        took = f" in {seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
         waited = event.get("waited_s")
         queued = f" (waited {waited:.1f}s for the device)" if isinstance(waited, (int, float)) and waited >= 0.1 else ""
-        why = f": {clean(event['reason'])}" if event.get("reason") else ""
-        return [f"{t} ■ run {event.get('run_id')} {event.get('status')} in "
-                f"{event.get('seconds', 0):.1f}s{shown}{queued}{why}"]
+        why = f" ({clean(event['reason'])})" if event.get("reason") else ""
+        return [f"{t} ■ run {event.get('run_id')} {event.get('status')}{took}{shown}{queued}{why}"]
     if kind in LEASE_EVENTS:
         return [f"{t} ⧗ {clean(lease_text(event))}"] if kind in ("lease_wait", "lease_cancelled") else []
     if kind == "metric" and event.get("kind") != "summary":
@@ -241,6 +255,9 @@ def decision_row(event: dict[str, Any]) -> tuple[str, str, str]:
         detail = event.get("message", "")
     elif kind in ("error", "warning"):
         what = f"{kind} ({event.get('where', '?')})"
+        detail = event.get("message", "")
+    elif kind == "config":
+        what = "config reloaded" if not event.get("error") else "config not loaded"
         detail = event.get("message", "")
     elif kind == "tool_denied":
         what = f"tool denied: {event.get('tool', '?')}"

@@ -125,6 +125,8 @@ class LaneSnapshot(LaneRecord):
     @property
     def waiting_for_device(self) -> bool:
         return bool(self.lease) and self.lease.get("state") == "waiting"
+    api_retry: dict[str, Any] | None = None
+    """While the lane's agent CLI retries the API: attempt, max_retries, delay_s, error, message."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,6 +150,7 @@ class LaneSnapshot(LaneRecord):
             metrics=LiveMetrics.from_dict(data.get("metrics")),
             device=_dict(data.get("device")),
             lease=_dict(data.get("lease")),
+            api_retry=_dict(data.get("api_retry")),
         )
 
 
@@ -167,6 +170,9 @@ class Snapshot:
     devices: dict[str, Any] | None = None
     """The host's accelerator: platform, chips, slots (leased or free, by whom, since when),
     the queue and the busy share since the engine started (engine/devices/leases.py)."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The engine's last reload of autoresearch.toml: changed_at, applied, needs_restart,
+    removed_lanes, error (empty before any change)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,4 +194,5 @@ class Snapshot:
             lanes={str(name): LaneSnapshot.from_dict(lane, str(name)) for name, lane in lanes.items()},
             engine=_str(data.get("engine"), None),
             devices=_dict(data.get("devices")),
+            config=_dict(data.get("config")) or {},
         )

@@ -68,12 +68,18 @@ class ProfileSummary:
     """The file that was read."""
     backend: str
     window_ms: float
-    """Span of the capture (first event start to last event end)."""
+    """The step window busy and idle are shares of: first step start to last step end (step
+    markers, else the main program's executions); the whole capture when neither exists."""
+    capture_ms: float
+    """Span of the whole capture (first event start to last event end), shown apart: time
+    before the first and after the last step is not the steps' idle time."""
+    window_source: str
+    """"steps", "program" (executions of the main program) or "capture"."""
     steps: int | None
     step_time_ms: float | None
     """Median step time in the window (step markers, else executions of the main program)."""
     busy_pct: float | None
-    """Share of the window where at least one op ran (union over threads/cores; mean over devices)."""
+    """Share of the step window where at least one op ran (union over threads/cores; mean over devices)."""
     idle_pct: float | None
     op_time_ms: float
     """Sum of op self times (ops on several threads at once all count)."""
@@ -507,41 +513,50 @@ def _self_times(ops: list[tuple]) -> list[float]:
     return [max(0.0, t) for t in result]
 
 
-def _steps(capture: _Capture) -> tuple[int | None, float | None]:
+def _steps(capture: _Capture) -> tuple[int | None, float | None, tuple[float, float] | None, str]:
+    """(steps, median step ms, step window (start_ns, end_ns) or None, where it came from)."""
     if capture.steps:
-        devices: dict[str, list[float]] = {}
-        for device, _start, dur in capture.steps:
-            devices.setdefault(device, []).append(dur)
+        devices: dict[str, list[tuple[float, float]]] = {}
+        for device, start, dur in capture.steps:
+            devices.setdefault(device, []).append((start, dur))
         device_steps = max(devices.values(), key=len)
-        return len(device_steps), statistics.median(device_steps) / 1e6
+        window = (min(start for start, _ in device_steps), max(start + dur for start, dur in device_steps))
+        return (len(device_steps), statistics.median(dur for _, dur in device_steps) / 1e6, window,
+                "steps")
     # No step markers: executions (run ids) of the program with the most op time.
     programs: dict[str, float] = {}
-    runs: dict[tuple, float] = {}
+    runs: dict[tuple, list[float]] = {}  # (module, run, device) -> [first start, last end]
     for device, _thread, _name, start, dur, _cat, module, run_id in capture.ops:
         if module is None or run_id is None:
             continue
         programs[module] = programs.get(module, 0.0) + dur
-        key = (module, run_id, device)
-        runs[key] = min(runs.get(key, start), start)
+        span = runs.setdefault((module, run_id, device), [start, start + dur])
+        span[0], span[1] = min(span[0], start), max(span[1], start + dur)
     if not programs:
-        return None, None
+        return None, None, None, "capture"
     main = max(programs, key=programs.get)
-    devices_starts: dict[str, list[float]] = {}
-    for (module, _run, device), start in runs.items():
+    devices_spans: dict[str, list[list[float]]] = {}
+    for (module, _run, device), span in runs.items():
         if module == main:
-            devices_starts.setdefault(device, []).append(start)
-    starts = sorted(max(devices_starts.values(), key=len))
-    if len(starts) < 2:
-        return len(starts), None
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
-    return len(starts), statistics.median(gaps) / 1e6
+            devices_spans.setdefault(device, []).append(span)
+    spans = sorted(max(devices_spans.values(), key=len))
+    window = (spans[0][0], max(end for _, end in spans))
+    if len(spans) < 2:
+        return len(spans), None, window, "program"
+    gaps = [b[0] - a[0] for a, b in zip(spans, spans[1:])]
+    return len(spans), statistics.median(gaps) / 1e6, window, "program"
 
 
 def _aggregate(capture: _Capture, file: Path, backend: str, hlo_categories: dict[str, str],
                warnings: list[str]) -> ProfileSummary:
     ops = _prefer_device(capture).ops
     warnings = [*warnings, *capture.warnings]
-    window_ns = max(0.0, capture.span_end - capture.span_start) if capture.event_count else 0.0
+    capture_ns = max(0.0, capture.span_end - capture.span_start) if capture.event_count else 0.0
+    steps, step_ms, window, window_source = (_steps(capture) if backend != "xprof"
+                                             else (None, None, None, "capture"))
+    if window is None or window[1] <= window[0]:
+        window, window_source = (capture.span_start, capture.span_end), "capture"
+    window_ns = max(0.0, window[1] - window[0]) if capture.event_count else 0.0
     self_times = _self_times(ops)
     classified_by = "name"
     if any(op[5] for op in ops):
@@ -572,18 +587,22 @@ def _aggregate(capture: _Capture, file: Path, backend: str, hlo_categories: dict
     busy_pct = idle_pct = None
     if ops and window_ns > 0 and backend != "xprof":
         per_device: dict[str, list[tuple[float, float]]] = {}
-        for op in ops:
-            per_device.setdefault(op[0], []).append((op[3], op[3] + op[4]))
+        for op in ops:  # only what ran inside the window counts
+            start, end = max(op[3], window[0]), min(op[3] + op[4], window[1])
+            per_device.setdefault(op[0], [])
+            if end > start:
+                per_device[op[0]].append((start, end))
         busy = [min(1.0, _union_ns(iv) / window_ns) for iv in per_device.values()]
         busy_pct = round(100.0 * sum(busy) / len(busy), 2)
         idle_pct = round(100.0 - busy_pct, 2)
-    steps, step_ms = _steps(capture) if backend != "xprof" else (None, None)
     if not ops:
         warnings.append("no XLA ops found in the capture")
     return ProfileSummary(
         path=str(file),
         backend=backend,
         window_ms=round(window_ns / 1e6, 4),
+        capture_ms=round(capture_ns / 1e6, 4),
+        window_source=window_source,
         steps=steps,
         step_time_ms=round(step_ms, 4) if step_ms is not None else None,
         busy_pct=busy_pct,
@@ -652,7 +671,10 @@ def render(summary: ProfileSummary, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a pipe or a file: whole paths and op names, no cut
+            console = Console(width=max(200, len(summary.path) + 40), soft_wrap=True)
 
     def fmt(value, unit="", digits=2):
         return "—" if value is None else f"{value:.{digits}f}{unit}"
@@ -663,10 +685,13 @@ def render(summary: ProfileSummary, console=None) -> None:
     head.add_row("capture", summary.path)
     head.add_row("backend", f"{summary.backend} (categories by {summary.classified_by})")
     head.add_row("devices", ", ".join(summary.devices) or "—")
-    head.add_row("window", f"{summary.window_ms:.2f} ms, {summary.event_count} events, {summary.op_count} ops")
+    where = {"steps": "first step to last step", "program": "the main program's executions",
+             "capture": "the whole capture: no steps found"}.get(summary.window_source, "")
+    head.add_row("step window", f"{summary.window_ms:.2f} ms ({where})")
+    head.add_row("capture span", f"{summary.capture_ms:.2f} ms, {summary.event_count} events, {summary.op_count} ops")
     head.add_row("steps", f"{summary.steps if summary.steps is not None else '—'}"
                           f"  step time {fmt(summary.step_time_ms, ' ms', 3)}")
-    head.add_row("busy / idle", f"{fmt(summary.busy_pct, '%', 1)} / {fmt(summary.idle_pct, '%', 1)}")
+    head.add_row("busy / idle", f"{fmt(summary.busy_pct, '%', 1)} / {fmt(summary.idle_pct, '%', 1)} of the step window")
     head.add_row("op time", f"{summary.op_time_ms:.3f} ms (sum over threads)")
     console.print(head)
 

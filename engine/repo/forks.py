@@ -164,7 +164,15 @@ def _tracked(main: Path) -> set[str]:
     return {p for p in out.split("\0") if p}
 
 
-def _link_includes(workspace: Workspace, lane: str, fork: Path, warnings: list[str]) -> list[str]:
+def link_includes(workspace: Workspace, label: str, folder: Path, warnings: list[str]) -> list[str]:
+    """fork_include files linked into a throwaway checkout (the `bench` command), as into a
+    lane's fork; its git is not told to ignore them (the checkout is removed afterwards)."""
+    return _link_includes(workspace, label, folder, warnings, exclude=False)
+
+
+def _link_includes(workspace: Workspace, lane: str, fork: Path, warnings: list[str],
+                   exclude: bool = True) -> list[str]:
+    """Link the fork_include files into `fork`; `exclude`: keep them out of its git."""
     patterns = workspace.config.experiment.fork_include
     if not patterns:
         return []
@@ -209,7 +217,7 @@ def _link_includes(workspace: Workspace, lane: str, fork: Path, warnings: list[s
                 os.symlink(src, dst)
                 soft += 1
         linked.append(rel.as_posix())
-    if linked:
+    if linked and exclude:
         _exclude_in_fork(fork, linked)
     if hard or soft or linked_dirs:
         warnings.append(

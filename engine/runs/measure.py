@@ -1,42 +1,51 @@
-"""One engine-run benchmark on a leased slot: the path every measurement takes.
+"""One engine-run benchmark: the path every measurement takes.
 
-`measure()` wraps `runs/benchmark.run_benchmark` (the process runner) with what makes a
-number trustworthy on a shared host:
+The lane's `run_benchmark` tool, `autoresearch-tui bench` and any other engine path that
+measures call `measure_run`, so whatever makes a number trustworthy wraps them all:
 
-1. a lease on one device slot for the whole run (queued first come first served; the wait
-   is reported as `lease_wait` / `lease_acquired` / `lease_released` events and in the
-   agent's answer);
-2. the slot's environment (AUTORESEARCH_SLOT/CHIPS, the platform's variables) and, for
-   split CPU slots, the run pinned to the slot's cores;
-3. after a run the engine killed on a TPU host, a stale /tmp/libtpu_lockfile removed;
-4. fallback detection: a summary saying it ran on another platform than the lane's
-   (`"platform": "cpu"` under `platform = "tpu"`) makes the run `wrong_device`, never a
-   keep or a baseline;
-5. `runs/<run_id>/run.json`: what the engine knows about the run (purpose, lease, outcome),
-   read back by record_run.
+1. a fresh run folder and a `run_started` event;
+2. a lease on one device slot for the whole run (queued first come first served; the wait is
+   reported as `lease_wait` / `lease_acquired` / `lease_released` events and in the agent's
+   answer);
+3. the slot's environment (AUTORESEARCH_SLOT/CHIPS, the platform's variables) and, for split
+   CPU slots, the run pinned to the slot's cores; `bench_command` under the engine's timeouts
+   and hang detection (runs/benchmark.py);
+4. after a run the engine killed on a TPU host, a stale /tmp/libtpu_lockfile removed;
+5. fallback detection: a summary saying it ran on another platform than the lane's
+   (`"platform": "cpu"` under `platform = "tpu"`) makes the run `wrong_device`, never a keep
+   or a baseline;
+6. `runs/<run_id>/run.json`: what the engine knows about the run (purpose, lease, status,
+   why), read back by record_run; and a `run_finished` event.
 
-The lane's tool (agent/tools.py) and any other engine path that measures call this one
-function.
+A run cut short (its lane or the engine stopping, the task cancelled) is closed as
+`cancelled`; a run the engine never got to close (kill -9, a crash) is closed by
+`close_interrupted_run` at the lane's next start. No run is left "started" forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from autoresearch_tui.engine.core.files import atomic_write_json, read_json
+from autoresearch_tui.engine.config import ExperimentConfig
+from autoresearch_tui.engine.core.events import tail_events
+from autoresearch_tui.engine.core.ledger import RUN_ID_PATTERN, read_ledger, run_sort_key
 from autoresearch_tui.engine.devices.leases import Lease, LeaseCancelled, LeaseManager
 from autoresearch_tui.engine.devices.libtpu_lock import remove_stale_lock
 from autoresearch_tui.engine.devices.slots import affinity_prefix, cpu_affinity, slot_env
 from autoresearch_tui.engine.runs.benchmark import BenchmarkResult, run_benchmark
+from autoresearch_tui.engine.runs.run_info import WRONG_DEVICE, read_run_info, update_run_info
 
-RUN_INFO = "run.json"
 KILLED = ("timeout", "hung", "cancelled")
-WRONG_DEVICE = "wrong_device"
 PLATFORM_ALIASES = {"cuda": "gpu", "rocm": "gpu"}
+UNFINISHED = ("waiting", "running")
+"""run.json statuses of a run that has not ended (the engine died if nobody is running it)."""
+Emit = Callable[..., Any]
+"""emit(type, **fields): how a run reports (Lane.emit, or the `bench` command's printer)."""
 
 
 @dataclass
@@ -65,23 +74,6 @@ class MeasuredRun:
         return "\n".join(parts)
 
 
-def run_info_path(run_dir: Path | str) -> Path:
-    return Path(run_dir) / RUN_INFO
-
-
-def read_run_info(run_dir: Path | str) -> dict[str, Any]:
-    """run.json of a run folder ({} when absent or unreadable: a run the engine did not run)."""
-    data = read_json(run_info_path(run_dir), default=None)
-    return data if isinstance(data, dict) else {}
-
-
-def update_run_info(run_dir: Path | str, **fields: Any) -> dict[str, Any]:
-    info = read_run_info(run_dir)
-    info.update(fields)
-    atomic_write_json(run_info_path(run_dir), info)
-    return info
-
-
 def reported_platform(summary: dict[str, Any] | None) -> str | None:
     value = (summary or {}).get("platform")
     if not isinstance(value, str) or not value.strip():
@@ -100,33 +92,42 @@ def device_problem(summary: dict[str, Any] | None, expected: str) -> str | None:
     return f"ran on {on}, expected {expected}: the accelerator was busy or missing"
 
 
-async def measure(
+def _note_in_log(run_dir: Path, text: str) -> None:
+    with contextlib.suppress(OSError), open(run_dir / "run.log", "a", encoding="utf-8") as log:
+        log.write(f"\n[autoresearch] {text}\n")
+
+
+async def measure_run(
+    experiment: ExperimentConfig,
     *,
     leases: LeaseManager,
     platform: str,
     lane: str,
-    emit: Callable[..., Any],
-    command: str,
     cwd: Path,
-    run_id: str,
-    run_dir: Path,
     env: dict[str, str],
-    timeout_s: float,
-    hang_timeout_s: float,
+    allocate: Callable[[], tuple[str, Path]],
+    emit: Emit,
+    description: str = "",
     args: str = "",
     purpose: str = "benchmark",
-    on_output: Callable[[str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     lockfile_cleanup: Callable[[], str | None] = remove_stale_lock,
     info: dict[str, Any] | None = None,
 ) -> MeasuredRun:
-    """Run `command` in `cwd` on a leased slot; `emit(type, **fields)` reports lease events.
+    """Run `experiment.bench_command` once in `cwd` on a leased slot; see the module docstring.
 
     `info` is merged into run.json before the run starts (e.g. the measured commit)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_id, run_dir = await asyncio.to_thread(allocate)
+    emit("run_started", run_id=run_id, run_dir=str(run_dir), description=description, args=args,
+         purpose=purpose)
     update_run_info(run_dir, run_id=run_id, lane=lane, purpose=purpose, platform=platform,
-                    requested_at=time.time(), status="waiting", **(info or {}))
+                    description=description, args=args, requested_at=time.time(), status="waiting",
+                    **(info or {}))
     requested = time.monotonic()
+
+    def finished(result: BenchmarkResult, reason: str | None, **extra: Any) -> None:
+        emit("run_finished", **{k: v for k, v in result.to_dict().items() if k != "log_tail"},
+             description=description, purpose=purpose, **({"reason": reason} if reason else {}), **extra)
 
     def on_wait(position: int) -> None:
         busy = [s["lane"] for s in leases.status()["slots"] if s["state"] == "leased"]
@@ -137,23 +138,37 @@ async def measure(
         lease = await leases.acquire(lane, purpose, on_wait)
     except LeaseCancelled as exc:
         waited = time.monotonic() - requested
+        reason = f"never started: {exc}"
         emit("lease_cancelled", run_id=run_id, purpose=purpose, waited_s=round(waited, 3), reason=str(exc))
-        update_run_info(run_dir, status="cancelled", reason=f"never started: {exc}", waited_s=round(waited, 3))
+        update_run_info(run_dir, status="cancelled", reason=reason, waited_s=round(waited, 3))
+        _note_in_log(run_dir, f"cancelled: {reason}")
         result = BenchmarkResult(run_id=run_id, run_dir=str(run_dir), status="cancelled", exit_code=None,
                                  seconds=0.0, log_tail=f"the run never started: {exc}")
+        finished(result, reason, waited_s=round(waited, 3))
         return MeasuredRun(result, None, waited)
 
     emit("lease_acquired", run_id=run_id, purpose=purpose, slot=lease.slot.index,
          chips=list(lease.slot.chips), waited_s=round(lease.waited_s, 3))
     update_run_info(run_dir, status="running", started_at=time.time(), lease=lease.to_dict())
+    started = time.monotonic()
     try:
         result = await run_benchmark(
-            command, cwd=cwd, run_id=run_id, run_dir=run_dir, env={**env, **slot_env(lease.slot)},
-            timeout_s=timeout_s, hang_timeout_s=hang_timeout_s, args=args, on_output=on_output,
+            experiment.bench_command, cwd=cwd, run_id=run_id, run_dir=run_dir,
+            env={**env, **slot_env(lease.slot)}, timeout_s=experiment.run_timeout_s,
+            hang_timeout_s=experiment.hang_timeout_s, args=args,
+            on_output=lambda text: emit("run_output", run_id=run_id, text=text),
             should_stop=should_stop, prefix=affinity_prefix(cpu_affinity(lease.slot)),
         )
-    except BaseException:
-        update_run_info(run_dir, status="cancelled", reason="the engine stopped waiting for the run")
+    except BaseException as exc:  # cancelled (the lane or the engine stopping), or the runner failed
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        status = "cancelled" if cancelled else "crash"
+        reason = ("cut short: the lane or the engine stopped during the run" if cancelled
+                  else f"the engine could not run it: {type(exc).__name__}: {exc}")
+        seconds = time.monotonic() - started
+        _note_in_log(run_dir, f"{status}: {reason}")
+        update_run_info(run_dir, status=status, reason=reason, seconds=round(seconds, 3))
+        finished(BenchmarkResult(run_id=run_id, run_dir=str(run_dir), status=status, exit_code=None,
+                                 seconds=seconds), reason)
         raise
     finally:
         held = leases.release(lease)
@@ -170,10 +185,49 @@ async def measure(
         result.status = WRONG_DEVICE
         measured.device_problem = problem
         emit("warning", where="devices", message=f"run {run_id}: {problem}", run_id=run_id)
+    reason = problem or ("the lane is stopping" if result.status == "cancelled" else None)
     summary = result.summary or {}
     update_run_info(run_dir, status=result.status, finished_at=time.time(), seconds=round(result.seconds, 3),
-                    exit_code=result.exit_code, reason=problem,
+                    exit_code=result.exit_code, reason=reason,
                     reported_platform=reported_platform(summary),
                     device_kind=summary.get("device_kind") if isinstance(summary.get("device_kind"), str) else None,
                     lease={**lease.to_dict(), "held_s": round(lease.held_s, 3)})
+    finished(result, reason, waited_s=round(lease.waited_s, 3), slot=lease.slot.index)
+    for warning in result.warnings:
+        emit("warning", where="metrics", message=warning, run_id=run_id)
     return measured
+
+
+def close_interrupted_run(workspace, lane: str, emit: Emit) -> str | None:
+    """Close the lane's newest run if it started and never finished (the engine died during
+    it): `run_finished` with status `cancelled`, a note in its folder. Returns its run id.
+
+    Only the newest run folder can be one: a lane runs one benchmark at a time."""
+    runs = workspace.runs_dir(lane)
+    try:
+        ids = [p.name for p in runs.iterdir() if p.is_dir() and RUN_ID_PATTERN.match(p.name)]
+    except OSError:
+        return None
+    if not ids:
+        return None
+    run_id = max(ids, key=run_sort_key)
+    run_dir = runs / run_id
+    info = read_run_info(run_dir)
+    description = info.get("description", "")
+    if info.get("status") not in UNFINISHED:
+        if info or not (run_dir / "run.log").exists():
+            return None  # it ended (or never ran); without run.json: a folder from before them
+        rows, _ = read_ledger(workspace.ledger_path(lane), workspace.config.experiment.metric)
+        if any(row["run_id"] == run_id for row in rows):
+            return None  # recorded: it finished
+        last = tail_events(workspace.events_path(lane), limit=1, types={"run_started", "run_finished"},
+                           where=lambda event: event.get("run_id") == run_id)
+        if not last or last[0]["type"] != "run_started":
+            return None
+        description = last[0].get("description", "")
+    reason = "the engine stopped during the run (closed when the lane started again)"
+    _note_in_log(run_dir, f"cancelled: {reason}")
+    update_run_info(run_dir, status="cancelled", reason=reason)
+    emit("run_finished", run_id=run_id, run_dir=str(run_dir), status="cancelled", exit_code=None,
+         seconds=None, summary=None, reason=reason, description=description)
+    return run_id

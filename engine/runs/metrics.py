@@ -79,7 +79,9 @@ SCHEMA: dict[str, dict[str, tuple[bool, Callable[[Any], bool], str]]] = {
         "warmup": (False, *_BOOL),
     },
     "summary": {
-        "step_time_median_s": (True, *_NON_NEGATIVE),
+        # Required only where the metric is a step time: a summary may carry just its metric
+        # ({"v":1,"kind":"summary","score":41.0}); the engine asks for what the metric needs.
+        "step_time_median_s": (False, *_NON_NEGATIVE),
         "p10_s": (False, *_NON_NEGATIVE_OR_NULL),
         "p90_s": (False, *_NON_NEGATIVE_OR_NULL),
         "n": (False, *_COUNT_OR_NULL),
@@ -350,7 +352,8 @@ class MetricsWatcher:
             fields["step_time_ms"] = record["step_time_s"] * 1e3
         elif kind == "summary":
             self.state.add_summary(run_id, record)
-            fields["step_time_ms"] = record["step_time_median_s"] * 1e3
+            if _is_number(record.get("step_time_median_s")):
+                fields["step_time_ms"] = record["step_time_median_s"] * 1e3
             for name in ("p10", "p90"):
                 if _is_number(record.get(f"{name}_s")):
                     fields[f"{name}_ms"] = record[f"{name}_s"] * 1e3

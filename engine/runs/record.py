@@ -34,7 +34,7 @@ from autoresearch_tui.engine.core.ledger import (
     compute_frontier, parse_ledger, read_ledger, run_sort_key, sanitize, format_number,
 )
 from autoresearch_tui.engine.repo.forks import RUN_REF_PREFIX
-from autoresearch_tui.engine.runs.measure import WRONG_DEVICE, read_run_info
+from autoresearch_tui.engine.runs.run_info import WRONG_DEVICE, read_run_info
 from autoresearch_tui.engine.runs.metrics import read_run_summary
 from autoresearch_tui.engine.workspace import Workspace
 

@@ -2,8 +2,10 @@
 
 Per lane: runs, keep/discard/crash/inconclusive counts, baseline, best, change, noise,
 plateau and merges (the lane's `merge` events). The plot shows every lane's metric per run
-(kept: filled dots, discarded: crosses, inconclusive: hollow dots), and the running best as a
-step line: the picture people want in the morning. Both files are written atomically.
+(kept: filled dots, discarded: crosses, inconclusive: hollow dots), the running best as a
+step line, the lane's bests (diamonds) and its merges (a star and a dotted line at the merged
+run), on a log axis when the metric spans more than 10x: the picture people want in the
+morning. Both files are written atomically.
 """
 
 from __future__ import annotations
@@ -104,27 +106,45 @@ def render_markdown(workspace: Workspace, lanes: list[dict[str, Any]], plot_name
     return "\n".join(out) + "\n"
 
 
-def render_plot(workspace: Workspace, lanes: list[dict[str, Any]], path: Path) -> None:
+LOG_SCALE_SPAN = 10.0
+"""A metric spanning more than this factor is plotted on a log axis: one slow baseline must
+not squash the interesting range (5-10 ms after a 90 ms start) against the bottom."""
+
+
+def best_marks(data: dict[str, Any]) -> list[str]:
+    """Run ids marked as the lane's bests on the plot: today the ledger's new-best keeps.
+
+    The one place to change when bests are confirmed by re-measurement (issue 12): return
+    the confirmed ones, and the plot marks those."""
+    frontier = data["frontier"]
+    return [row["run_id"] for row in data["rows"]
+            if row["status"] == "keep" and frontier.per_run[row["run_id"]]["new_best"]]
+
+
+def build_figure(workspace: Workspace, lanes: list[dict[str, Any]]):
+    """The progress plot as a matplotlib Figure (no pyplot: no global state, thread safe)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
-    from matplotlib.figure import Figure  # no pyplot: no global state, thread safe
+    from matplotlib.figure import Figure
 
     cfg = workspace.config.experiment
     fig = Figure(figsize=(10, 5.5), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
     colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
               "#e377c2", "#7f7f7f", "#bcbd22"]
-    any_points = False
+    values: list[float] = []
     for index, data in enumerate(lanes):
         color = colors[index % len(colors)]
         f = data["frontier"]
         xs_keep, ys_keep, xs_disc, ys_disc, xs_inc, ys_inc = [], [], [], [], [], []
         best_x, best_y, best = [], [], None
+        position = {}
         for n, row in enumerate(data["rows"], start=1):
+            position[row["run_id"]] = (n, row["metric"])
             value = row["metric"]
             if value is not None and row["status"] != "crash":
-                any_points = True
+                values.append(value)
                 target = {"keep": (xs_keep, ys_keep), "discard": (xs_disc, ys_disc)}.get(
                     row["status"], (xs_inc, ys_inc))
                 target[0].append(n)
@@ -147,19 +167,43 @@ def render_plot(workspace: Workspace, lanes: list[dict[str, Any]], path: Path) -
         if xs_inc:
             ax.scatter(xs_inc, ys_inc, facecolors="none", edgecolors=color, marker="o", s=30,
                        zorder=2, label=f"{label}: inconclusive")
+        bests = [position[run] for run in best_marks(data) if position[run][1] is not None]
+        if bests:
+            ax.scatter([x for x, _ in bests], [y for _, y in bests], marker="D", s=70, zorder=4,
+                       facecolors="none", edgecolors="black", linewidths=1.2, label=f"{label}: best")
+        merged = [position[m["best_run"]] for m in data["merges"]
+                  if m.get("ok") and m.get("best_run") in position]
+        for n, _ in merged:
+            ax.axvline(n, color=color, linestyle=":", linewidth=1.2, zorder=1)
+        merged = [(n, y) for n, y in merged if y is not None]
+        if merged:
+            ax.scatter([x for x, _ in merged], [y for _, y in merged], marker="*", s=220, zorder=5,
+                       color=color, edgecolors="black", linewidths=0.6, label=f"{label}: merged")
     better = "lower" if cfg.direction == "minimize" else "higher"
     ax.set_title(f"{cfg.name}: {cfg.metric} per run ({better} is better)")
     ax.set_xlabel("run (per lane)")
-    ax.set_ylabel(cfg.metric)
-    ax.grid(True, alpha=0.3)
-    if any_points:
+    log_axis = bool(values) and min(values) > 0 and max(values) / min(values) > LOG_SCALE_SPAN
+    if log_axis:
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylabel(f"{cfg.metric} (log scale)" if log_axis else cfg.metric)
+    ax.grid(True, alpha=0.3, which="both" if log_axis else "major")
+    if values:
         ax.legend(fontsize=8, loc="best")
     else:
         ax.text(0.5, 0.5, "no runs with a metric yet", ha="center", va="center",
                 transform=ax.transAxes)
     fig.tight_layout()
+    return fig
+
+
+def render_plot(workspace: Workspace, lanes: list[dict[str, Any]], path: Path) -> None:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    build_figure(workspace, lanes).savefig(buffer, format="png")
     atomic_write_bytes(path, buffer.getvalue())
 
 

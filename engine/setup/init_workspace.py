@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -19,6 +20,12 @@ from autoresearch_tui.engine.config import CONFIG_FILENAME, ConfigError, load_co
 EXAMPLE_REPO = "raw/code/jax-example"
 DEFAULT_LANES = ("a", "b")
 _COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "profile", ".pytest_cache", "metrics.jsonl")
+
+
+def experiment_name_for(repo: Path | str) -> str:
+    """An experiment name (a folder name under wiki/experiment/) from a repo's folder name."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(repo).resolve().name).strip("-._")[:60]
+    return name or "experiment"
 
 
 class InitError(Exception):
@@ -42,21 +49,22 @@ def example_source() -> Path:
 
 
 def render_config(repo: str, lanes: tuple[str, ...] | list[str] = DEFAULT_LANES,
-                  bench_command: str = "python bench.py") -> str:
+                  bench_command: str = "python bench.py", *, name: str = "example",
+                  target_branch: str = "main") -> str:
     lane_tables = "".join(
         f'\n[[lanes]]\nname = {_toml_string(name)}\nfocus = ""\nenv = {{}}\n' for name in lanes
     )
     return f'''# autoresearch-tui workspace: every key is explained in the README, "Configuration"
 
 [experiment]
-name = "example"                     # folder name under wiki/experiment/
-repo = {_toml_string(repo)}          # main repo, relative to this file or absolute
+{_commented("name", name, "folder name under wiki/experiment/")}
+{_commented("repo", repo, "main repo, relative to this file or absolute")}
 program = ""                         # loop instructions file; "" = bundled skills/autoresearch-loop
 metric = "step_time_ms"
 direction = "minimize"
 bench_command = {_toml_string(bench_command)}
 run_timeout_s = 900
-target_branch = "main"
+{_commented("target_branch", target_branch, "where merges land in the main repo")}
 
 [agent]
 model = ""                           # "" = the CLI's default
@@ -80,9 +88,20 @@ agent_shell_device = false           # the agent's own Bash gets no accelerator 
 {lane_tables}'''
 
 
+def _commented(key: str, value: str, comment: str) -> str:
+    """`key = "value"` with its comment in the template's comment column."""
+    return f"{key} = {_toml_string(value)}".ljust(36) + f" # {comment}"
+
+
 def _toml_string(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
+
+
+def current_branch(repo: Path) -> str | None:
+    """The branch checked out in `repo` (also before its first commit); None when detached."""
+    proc = git(repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
 def _git_identity_configured(repo: Path) -> bool:
@@ -165,7 +184,12 @@ def create_workspace(
             repo_value = str(repo_path.relative_to(root))
         except ValueError:
             repo_value = str(repo_path)
-    config_path.write_text(render_config(repo_value, tuple(lanes)), encoding="utf-8")
+    if repo is None:
+        text = render_config(repo_value, tuple(lanes))
+    else:  # the user's repo: its own name and the branch it is on
+        text = render_config(repo_value, tuple(lanes), name=experiment_name_for(repo_path),
+                             target_branch=current_branch(repo_path) or "main")
+    config_path.write_text(text, encoding="utf-8")
     try:
         load_config(config_path)
     except ConfigError as exc:  # a bug here, not the user's: say so plainly

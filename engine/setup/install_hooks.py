@@ -20,8 +20,9 @@ nearest autoresearch.toml from the repo upward; without one, the defaults.
 uninstall-hooks [--repo PATH] removes exactly that: the hook entries it added (the settings
 file comes back byte-identical when nothing else changed in it; deleted if install created
 it), the skill files it wrote (unless edited since), the exclude lines, the markers, the
-empty folders it created, the ledger if it still holds only its header. Ledger rows,
-retrospectives, events and hooks.log are the user's results and stay.
+empty folders it created, the ledger if it still holds only its header, and the event log
+of a lane with no runs. A lane's ledger rows, retrospectives and events are the user's
+results and stay, still ignored by git (one exclude line is kept for them).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from autoresearch_tui.engine.core.git import git
 from autoresearch_tui.engine.config import CONFIG_FILENAME, LANE_NAME_PATTERN, Config, ConfigError, load_config
 from autoresearch_tui.engine.agent.prompts import loop_program
 from autoresearch_tui.engine.core.skills import SKILL_NAMES, render_skill
+from autoresearch_tui.engine.setup.init_workspace import experiment_name_for
 
 SETTINGS_NAME = "settings.local.json"
 BACKUP_SUFFIX = ".autoresearch-backup"
@@ -161,7 +163,7 @@ def _resolve(repo: Path, lane: str | None, config_path: str | Path | None) -> tu
     lane_dir = repo / STATE_DIR / "lanes" / lane
     variables = {
         "lane": lane,
-        "experiment": experiment.name if experiment else "experiment",
+        "experiment": experiment.name if experiment else experiment_name_for(repo),
         "metric": experiment.metric if experiment else "step_time_ms",
         "direction": experiment.direction if experiment else "minimize",
         "bench_command": experiment.bench_command if experiment else "python bench.py",
@@ -354,7 +356,9 @@ def install(repo: Path | str = ".", lane: str | None = None, config_path: str | 
     (repo / STATE_DIR).mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(manifest_path, _json_bytes(manifest))
     result.say(f"installed for experiment {variables['experiment']}, lane {variables['lane']}"
-               + (f" (settings from {info['config']})" if info["config"] else " (default settings)"))
+               + (f" (settings from {info['config']})" if info["config"] else
+                  " (no autoresearch.toml found: default settings, the experiment named after "
+                  "the repo; --config FILE uses one)"))
     result.say("in that repo run `claude`, then type /start-experiment; /stop-experiment ends the loop")
     return result
 
@@ -399,12 +403,68 @@ def uninstall(repo: Path | str = ".", *, quiet_missing: bool = False) -> Result:
                 path.unlink(missing_ok=True)
         _rmdir(sessions)
     manifest_path.unlink()
+    kept = _remove_lanes_without_results(repo)
     for folder in sorted(manifest.get("created_dirs") or [], key=lambda p: -len(Path(p).parts)):
         _rmdir(Path(folder))
     _rmdir(repo / STATE_DIR / "lanes")
+    if not kept:
+        (repo / STATE_DIR / "hooks.log").unlink(missing_ok=True)  # the hooks' diagnostics, nothing more
     _rmdir(repo / STATE_DIR)
+    if kept:
+        _keep_results_excluded(repo, manifest, result)
+        for lane_dir, what in kept:
+            result.say(f"kept {lane_dir} ({', '.join(what)}): your results; delete the folder "
+                       "once you no longer need them")
     result.say(f"uninstalled the autoresearch hooks and skills from {repo}")
     return result
+
+
+def _remove_lanes_without_results(repo: Path) -> list[tuple[Path, list[str]]]:
+    """Delete the hooks' event logs of lanes that have no runs and no retrospectives;
+    return the lanes whose results stay, each with what it holds."""
+    kept = []
+    lanes = repo / STATE_DIR / "lanes"
+    for lane_dir in sorted(lanes.iterdir()) if lanes.is_dir() else []:
+        if not lane_dir.is_dir():
+            continue
+        retrospectives = lane_dir / "retrospectives"
+        what = []
+        if (lane_dir / "results.tsv").exists():
+            what.append("a ledger with runs")
+        if retrospectives.is_dir() and any(retrospectives.iterdir()):
+            what.append("retrospectives")
+        if what:
+            kept.append((lane_dir, what))
+            continue
+        for log in lane_dir.glob("events*.jsonl"):
+            log.unlink()
+        _rmdir(retrospectives)
+        _rmdir(lane_dir)
+    return kept
+
+
+KEPT_EXCLUDE_HEADER = "# autoresearch-tui: results kept by uninstall-hooks (remove with the folder)"
+
+
+def _keep_results_excluded(repo: Path, manifest: dict, result: Result) -> None:
+    """Results left behind stay out of `git status` and out of a loop's `git add -A`."""
+    found = _git_exclude(repo)
+    if not found:
+        return
+    exclude, top = found
+    try:
+        rel = repo.resolve().relative_to(top.resolve()).as_posix()
+    except ValueError:
+        rel = ""
+    prefix = "/" + (rel + "/" if rel and rel != "." else "")
+    line = f"{prefix}{STATE_DIR.as_posix()}/"
+    text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+    if line in text.splitlines():
+        return
+    block = ("" if not text or text.endswith("\n") else "\n") + f"{KEPT_EXCLUDE_HEADER}\n{line}\n"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    exclude.write_text(text + block, encoding="utf-8")
+    result.say(f"git still ignores {line} ({exclude})")
 
 
 def _rmdir(path: Path) -> None:

@@ -97,3 +97,42 @@ def test_arbitrary_text_never_raises_anything_but_config_error(text):
         parse_config(text, Path("/tmp/x/autoresearch.toml"))
     except ConfigError as exc:
         assert "\n" not in str(exc).strip() or "invalid TOML" in str(exc)
+
+
+def test_adding_a_lane_edits_the_file_in_place(tmp_path):
+    import os
+
+    from autoresearch_tui.engine.config import append_lane
+    from autoresearch_tui.engine.setup.init_workspace import create_workspace
+
+    path = create_workspace(tmp_path / "ws")
+    text = path.read_text() + "\n# my own note at the end\n"
+    path.write_text(text)
+    os.chmod(path, 0o640)
+    append_lane(path, "c", focus="try bf16")
+    after = path.read_text()
+    assert after.startswith(text)  # every byte before, comments and layout included
+    assert after[len(text):].strip() == '[[lanes]]\nname = "c"\nfocus = "try bf16"'
+    assert os.stat(path).st_mode & 0o777 == 0o640
+    assert [lane.name for lane in load_config(path).lanes] == ["a", "b", "c"]
+
+
+def test_adding_a_lane_keeps_an_inline_lanes_array_inline(tmp_path):
+    from autoresearch_tui.engine.config import append_lane
+
+    path = tmp_path / "autoresearch.toml"
+    path.write_text('lanes = [{ name = "a" }]  # inline\n\n# mine\n[experiment]\nname = "x"\n')
+    append_lane(path, "b")
+    assert path.read_text() == 'lanes = [{ name = "a" }, {name = "b"}]  # inline\n\n# mine\n[experiment]\nname = "x"\n'
+    assert [lane.name for lane in parse_config(path.read_text(), path).lanes] == ["a", "b"]
+
+
+def test_a_lane_that_cannot_be_recorded_leaves_the_file_as_it_was(tmp_path):
+    from autoresearch_tui.engine.config import append_lane
+
+    path = tmp_path / "autoresearch.toml"
+    text = '[experiment]\nname = "x"\n[[lanes]]\nname = "a"\n[[lanes]]\nname = "a"\n'  # already invalid
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="duplicate lane name"):
+        append_lane(path, "b")
+    assert path.read_text() == text

@@ -111,3 +111,17 @@ def test_any_codex_table_is_accepted_and_writable_or_refused_in_one_line(table):
         return
     # What passed validation can be written back into a Codex config.toml and read again.
     assert tomllib.loads(tomli_w.dumps(config.agent.codex.config)) == tomllib.loads(tomli_w.dumps(table))
+
+
+def test_a_reload_that_switches_a_lanes_agent_or_codex_settings_waits_for_a_restart(workspace):
+    from autoresearch_tui.engine.config_changes import diff_configs
+
+    old = parse_config(BASE, workspace / "autoresearch.toml")
+    switched = BASE.replace('name = "b"\nagent = "codex"', 'name = "b"\nagent = "claude"').replace(
+        'reasoning_effort = "high"', 'reasoning_effort = "low"')
+    new = parse_config(switched, workspace / "autoresearch.toml")
+    changes = diff_configs(old, new, {"a", "b"})
+    # The running lane keeps its agent process; the notice must say the edit is not applied.
+    assert "lanes.b.agent" in changes.needs_restart
+    assert "agent.codex.reasoning_effort" in changes.needs_restart
+    assert not changes.applied

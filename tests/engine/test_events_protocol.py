@@ -87,3 +87,18 @@ def test_event_lines_for_people_are_short_and_rounded():
     assert "0002 crash - oom" in crash
     long_text = format_event({"ts": 0, "lane": "a", "type": "assistant_text", "text": "x" * 1000})
     assert len(long_text) < 220 and long_text.endswith("…")
+
+
+def test_every_event_type_the_code_writes_is_a_known_type():
+    import re
+
+    from autoresearch_tui.engine.core.events import EVENT_TYPES
+    from tests.support import REPO_ROOT
+
+    written = set()
+    pattern = re.compile(r"""(?:\bemit\(|make_event\([^,()]+,\s*|append_event\([^()]*?,[^,()]+,\s*)["']([a-z_]+)["']""")
+    for folder in ("engine", "hooks", "cli"):
+        for path in (REPO_ROOT / folder).rglob("*.py"):
+            written |= set(pattern.findall(path.read_text()))
+    assert {"run_started", "lane_state", "merge", "stop_blocked"} <= written  # the scan works
+    assert written - set(EVENT_TYPES) == set()

@@ -126,7 +126,7 @@ def fixed_lane(name: str, state: str, best_history: list[float], runs: int, bloc
 PROFILE = {
     "run_id": "0004", "path": "/ws/a/runs/0004/profile",
     "summary": {
-        "path": "x.xplane.pb", "backend": "xplane", "window_ms": 812.4, "steps": 5, "step_time_ms": 118.2,
+        "path": "x.xplane.pb", "backend": "xplane", "window_ms": 812.4, "capture_ms": 870.2, "window_source": "steps", "steps": 5, "step_time_ms": 118.2,
         "busy_pct": 91.5, "idle_pct": 8.5, "op_time_ms": 1402.0,
         "categories": {"matmul": {"ms": 801.2, "pct": 57.1}, "fusion": {"ms": 350.0, "pct": 25.0},
                        "collective": {"ms": 120.5, "pct": 8.6}, "other": {"ms": 130.3, "pct": 9.3}},

@@ -342,3 +342,15 @@ async def test_a_lane_waiting_for_the_device_is_shown_apart_from_a_running_one_a
         app.store.ingest({"type": "lane_snapshot", "lane_snapshot": leased})
         text = await shows(pilot, "● running   b")
         assert "⧗ waiting" not in text
+
+
+def test_a_lane_retrying_the_api_says_so_on_its_card_until_the_api_answers():
+    from autoresearch_tui.engine.core.snapshot import LaneSnapshot
+    from autoresearch_tui.tui.widgets.lane_card import lane_text
+
+    retrying = LaneSnapshot.from_dict({"name": "a", "state": "running", "api_retry": {
+        "attempt": 2, "max_retries": 10, "delay_s": 1.2,
+        "message": "retrying the API (attempt 2/10, next in 1.2s): overloaded (HTTP 529)"}})
+    assert "↻ retrying the API (attempt 2/10, next in 1.2s)" in lane_text(retrying, 1).plain
+    answered = LaneSnapshot.from_dict({"name": "a", "state": "running", "api_retry": None})
+    assert "retrying" not in lane_text(answered, 1).plain

@@ -96,6 +96,8 @@ def lane_text(lane: LaneSnapshot, index: int) -> Text:
         text.append(f"\n  {place}in the device queue", style=STATE_STYLES["waiting"])
     if lane.state == NEEDS_ATTENTION and lane.needs_attention_reason:
         text.append(f"\n  {clean(lane.needs_attention_reason)}", style="red")
+    elif lane.api_retry and lane.api_retry.get("message"):
+        text.append(f"\n  ↻ {clean(str(lane.api_retry['message']))[:60]}", style="yellow")
     return text
 
 

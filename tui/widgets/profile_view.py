@@ -38,7 +38,10 @@ def profile_renderable(profile: dict[str, Any] | None):
         facts.append(f"{summary['steps']} steps")
     if summary.get("busy_pct") is not None:
         facts.append(f"busy {summary['busy_pct']:.1f}%  idle {summary.get('idle_pct') or 0:.1f}%")
-    facts.append(f"window {summary.get('window_ms', 0):.1f} ms, op time {summary.get('op_time_ms', 0):.1f} ms")
+    window = f"step window {summary.get('window_ms', 0):.1f} ms"
+    if summary.get("capture_ms") is not None:  # summaries from before capture_ms: window only
+        window += f" of a {summary['capture_ms']:.1f} ms capture"
+    facts.append(f"{window}, op time {summary.get('op_time_ms', 0):.1f} ms")
     head.append("  ".join(facts))
 
     categories = Table(title="time by category", title_justify="left", box=None, padding=(0, 1))

@@ -4,8 +4,10 @@ received (the requests) and on what the user sees (events, lane state, files).""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -273,7 +275,7 @@ async def test_a_stopped_lane_can_be_resumed_with_its_session(tmp_path, model):
     await engine.start()
     try:
         await wait_until(lambda: len(model.main_requests) >= 2, what="the session to start")
-        assert await engine.stop_lane("a") == "lane a stopped"
+        assert (await engine.stop_lane("a")).startswith("lane a stopped")
         session = engine.lanes["a"].record.session_id
         stopped_at = len(model.main_requests)
         assert engine.pause("a") == "lane a is already stopped"
@@ -285,3 +287,133 @@ async def test_a_stopped_lane_can_be_resumed_with_its_session(tmp_path, model):
     assert resumed.session_id == session and resumed.contains("session was resumed")
     states = [e["state"] for e in read_events(engine.workspace.events_path("a")) if e["type"] == "lane_state"]
     assert "running" in states[states.index("stopped"):]  # logged after the stop, in the same file
+
+
+async def test_a_lane_the_user_stopped_stays_stopped_across_restarts_until_resumed(tmp_path, model):
+    config = make_workspace(tmp_path, lanes=("a", "b", "c"))
+
+    def script(request: ModelRequest) -> Turn:
+        lane = next(n for n in "abc" if request.contains(f"lane {n} of experiment"))
+        return bash(f"sleep 0.2; echo work-{lane}")
+
+    model.set_script(script)
+    engine = make_engine(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: all(requests_after(model, f"work-{n}") for n in "abc"), what="all lanes working")
+        assert (await engine.stop_lane("b")).startswith("lane b stopped")
+        assert engine.pause("c").startswith("lane c paus")  # pausing: the agent is mid-step
+    finally:
+        await engine.stop()
+
+    model.clear_requests()
+    engine = make_engine(config, model, tmp_path)  # `stop`, then `start` again
+    await engine.start()
+    try:
+        await wait_until(lambda: len(requests_after(model, "work-a")) >= 2, what="lane a going on")
+        await asyncio.sleep(1.0)  # time for b or c to (wrongly) start a turn
+        assert engine.lanes["b"].state == "stopped" and engine.lanes["c"].state == "paused"
+        assert not [r for r in model.main_requests if r.contains("lane b of experiment")
+                    or r.contains("lane c of experiment")]
+        assert engine.lane_snapshot("b").user_hold == "stopped"
+        assert engine.resume("b") == "lane b resumed"
+        await wait_until(lambda: any(r.contains("lane b of experiment") for r in model.main_requests),
+                         what="b working after the resume")
+    finally:
+        await engine.stop()
+    assert json.loads(engine.workspace.lane_json("b").read_text())["user_hold"] == ""
+    reasons = [e.get("reason") for e in read_events(engine.workspace.events_path("b")) if e["type"] == "lane_state"]
+    assert "stopped by the user: resume the lane to continue" in reasons
+
+
+async def test_the_failure_count_starts_again_after_a_restart(tmp_path, model):
+    config = make_workspace(tmp_path, loop="max_failures = 5")
+    model.set_script(lambda request: bash("sleep 0.2; echo never"))
+    env = {**os.environ, **cli_env(tmp_path / "home", model.base_url, max_retries=0)}
+
+    def session_errors():
+        return [e["consecutive_failures"] for e in read_events(engine.workspace.events_path("a"))
+                if e["type"] == "error" and e.get("where") == "session"]
+
+    model.fail_next(500, count=3)
+    engine = Engine(config, env=env, backoff_base_s=0.05)
+    await engine.start()
+    try:
+        await wait_until(lambda: session_errors() == [1, 2, 3], timeout=60, what="three failures")
+    finally:
+        await engine.stop()
+    model.fail_next(500, count=1000)
+    engine = Engine(config, env=env, backoff_base_s=0.05)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(session_errors()) >= 4, timeout=60, what="a failure after the restart")
+    finally:
+        await engine.stop()
+    assert session_errors()[3] == 1
+
+
+@pytest.mark.parametrize("how", ["no key at all", "a key the API refuses"])
+async def test_missing_credentials_say_what_to_do_and_stop_retrying(tmp_path, model, how):
+    config = make_workspace(tmp_path)
+    model.set_script([bash("echo never")])
+    env = {**os.environ, **cli_env(tmp_path / "home", model.base_url)}
+    if how == "no key at all":
+        env["ANTHROPIC_API_KEY"] = ""
+    else:
+        model.fail_next(401, count=1000, error_type="authentication_error")
+    engine = Engine(config, env=env, backoff_base_s=0.05)
+    await engine.start()
+    try:
+        await wait_until(lambda: engine.lanes["a"].state == "needs_attention", timeout=60, what="needs_attention")
+        await asyncio.sleep(2.0)  # a lane that retried would fail again meanwhile
+        reason = engine.lanes["a"].record.needs_attention_reason
+        failures = engine.lanes["a"].record.counters.failures
+    finally:
+        await engine.stop()
+    assert "ANTHROPIC_API_KEY" in reason and "claude login" in reason and "autoresearch-tui stop" in reason
+    assert failures == 1
+    assert model.main_requests == []
+    texts = [e.get("text", "") for e in read_events(engine.workspace.events_path("a")) if e["type"] == "assistant_text"]
+    assert not any("/login" in text for text in texts)  # shown as the lane's problem, not as agent talk
+
+
+async def test_api_retries_show_as_the_lanes_status_at_once(tmp_path, model):
+    config = make_workspace(tmp_path)
+    model.set_script([bash("echo one"), bash("echo two")])
+    model.fail_next(529, count=3)
+    engine = make_engine(config, model, tmp_path)
+    seen = []
+    engine.subscribe(lambda event: seen.append(dict(event, snapshot_retry=engine.lanes["a"].api_retry))
+                     if event["type"] == "api_retry" else None)
+    await engine.start()
+    try:
+        await wait_until(lambda: seen, timeout=30, what="the first retry")
+        first_retry_at = time.time()
+        assert not model.main_requests  # shown while the CLI still waits for the API
+        assert engine.lane_snapshot("a").api_retry["attempt"] >= 1
+        await wait_until(lambda: len(model.main_requests) >= 2, timeout=60, what="recovery")
+        after = engine.lane_snapshot("a").api_retry
+    finally:
+        await engine.stop()
+    assert [e["attempt"] for e in seen] == [1, 2, 3]
+    assert seen[0]["message"].startswith("retrying the API (attempt 1/10, next in ")
+    assert "overloaded (HTTP 529)" in seen[0]["message"]
+    assert after is None and first_retry_at < model.main_requests[0].received_at
+
+
+async def test_an_unreachable_api_is_named_while_the_cli_retries(tmp_path, model):
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    config = make_workspace(tmp_path)
+    env = {**os.environ, **cli_env(tmp_path / "home", dead, max_retries=2)}
+    engine = Engine(config, env=env, backoff_base_s=0.05)
+    await engine.start()
+    try:
+        await wait_until(lambda: engine.lanes["a"].api_retry is not None, timeout=30, what="a retry")
+        message = engine.lanes["a"].api_retry["message"]
+    finally:
+        await engine.stop()
+    assert message.startswith("retrying the API (attempt 1/2") and f"no answer from {dead}" in message

@@ -173,5 +173,53 @@ def test_tpu_layout_uses_hlo_category_and_steps_rows(tmp_path):
     assert summary.categories["collective"]["pct"] == pytest.approx(12.5)
     assert summary.categories["copy"]["pct"] == pytest.approx(12.5)
     assert summary.categories["fusion"]["pct"] == pytest.approx(25)
-    assert summary.busy_pct == pytest.approx(80)  # 1600 of the 2000 µs window, on each core
+    # 1600 µs of ops in the 1900 µs step window (first step start to last step end) of a
+    # 2000 µs capture, on each core
+    assert summary.busy_pct == pytest.approx(84.21) and summary.window_ms == pytest.approx(1.9)
+    assert summary.capture_ms == pytest.approx(2.0) and summary.window_source == "steps"
     assert summary.top_ops[0].name == "fusion.1" and summary.top_ops[0].count == 4
+
+
+def write_trace(folder: Path, *, step_markers: bool) -> Path:
+    """A capture with 268 ms of tracing around 10 steps that span 198 ms and are 1.8% idle."""
+    events = [{"ph": "M", "pid": 1, "name": "process_name", "args": {"name": "/host:CPU"}},
+              {"ph": "M", "pid": 1, "tid": 1, "name": "thread_name", "args": {"name": "tf_XLAEigen/0"}},
+              {"ph": "M", "pid": 1, "tid": 2, "name": "thread_name", "args": {"name": "python"}},
+              {"ph": "X", "pid": 1, "tid": 2, "name": "setup", "ts": 0, "dur": 1000},
+              {"ph": "X", "pid": 1, "tid": 2, "name": "teardown", "ts": 267000, "dur": 1000}]
+    for step in range(10):
+        start = 50_000 + step * 19_800
+        if step_markers:
+            events.append({"ph": "X", "pid": 1, "tid": 2, "name": f"train {step}", "ts": start, "dur": 19_800,
+                           "args": {"step_num": step}})
+        events.append({"ph": "X", "pid": 1, "tid": 1, "name": "fusion", "ts": start, "dur": 19_440,
+                       "args": {"hlo_op": "fusion.1", "hlo_module": "jit_step", "run_id": str(step)}})
+    folder.mkdir(parents=True)
+    path = folder / "host.trace.json.gz"
+    path.write_bytes(gzip.compress(json.dumps({"traceEvents": events}).encode()))
+    return folder
+
+
+@pytest.mark.parametrize("step_markers", [True, False])
+def test_idle_is_a_share_of_the_step_window_not_of_the_capture(tmp_path, step_markers):
+    summary = summarize(write_trace(tmp_path / "capture", step_markers=step_markers), backend="trace")
+    assert summary.capture_ms == pytest.approx(268.0)
+    if step_markers:
+        assert summary.window_source == "steps" and summary.window_ms == pytest.approx(198.0)
+        assert summary.idle_pct == pytest.approx(1.82, abs=0.01)
+    else:  # no markers: the main program's executions bound the window
+        assert summary.window_source == "program" and summary.window_ms == pytest.approx(197.64)
+        assert summary.idle_pct == pytest.approx(1.64, abs=0.01)
+    assert summary.steps == 10
+
+
+def test_profile_into_a_pipe_prints_the_whole_capture_path(tmp_path):
+    import subprocess
+
+    deep = tmp_path / ("plugins-profile-" + "x" * 60) / "2026_11_26_06_00_00_with_a_long_run_name"
+    write_trace(deep, step_markers=True)
+    result = subprocess.run([sys.executable, "-m", "autoresearch_tui.cli", "profile", str(deep)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert str(deep / "host.trace.json.gz") in result.stdout
+    assert "…" not in result.stdout

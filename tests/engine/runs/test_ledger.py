@@ -329,3 +329,13 @@ def test_a_hand_kept_ledger_without_a_header_row_is_read():
     assert warnings == ["results.tsv:1: no header row; assuming the standard columns"]
     frontier = compute_frontier(rows, "minimize", "step_time_ms")
     assert (frontier.runs, frontier.best, frontier.runs_since_best) == (2, 9.0, 0)
+
+
+def test_ledger_numbers_carry_no_float_noise(ws):
+    for step_s in (0.006765, 0.07304299999999999):
+        run_id, run_dir = allocate_run(ws, "a")
+        write_summary(run_dir, step_s)
+        record_run(ws, "a", "keep", "noise", run_dir=run_dir)
+    text = ws.ledger_path("a").read_text()
+    assert "\t6.765\t" in text and "\t73.043\t" in text
+    assert "0000000" not in text and "9999999" not in text

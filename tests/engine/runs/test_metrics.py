@@ -41,7 +41,7 @@ def test_unknown_kinds_and_fields_pass_through():
     ('{"v":1,"kind":"step","step":"3","step_time_s":0.1}', "step.step"),
     ('{"v":1,"kind":"step","step":3,"step_time_s":true}', "step.step_time_s"),
     ('{"v":1,"kind":"step","step":3,"step_time_s":NaN}', "NaN"),
-    ('{"v":1,"kind":"summary","p10_s":0.1}', "summary.step_time_median_s: required"),
+    ('{"v":1,"kind":"summary","step_time_median_s":"fast"}', "summary.step_time_median_s"),
     ('{"v":1,"kind":"summary","step_time_median_s":0.1,"mfu":"high"}', "summary.mfu"),
     ('{"v":1,"kind":"profile","dir":3}', "profile.dir"),
     ('{"v":2,"kind":"step"}', "unsupported version"),
@@ -198,3 +198,17 @@ async def test_watcher_follows_with_watchfiles(tmp_path):
     await asyncio.wait_for(task, timeout=10)
     assert [e.get("kind") for e in events] == ["step", "summary"]
     assert events[1]["lane"] == "b" and events[1]["run_id"] == "r7"
+
+
+def test_a_summary_may_carry_only_its_own_metric(tmp_path):
+    from autoresearch_tui.engine.runs.metrics import MetricsWatcher, read_run_summary
+
+    run = tmp_path / "runs" / "0001"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text('{"v":1,"kind":"summary","score":41.0}\n')
+    summary, _, warnings = read_run_summary(run / "metrics.jsonl")
+    assert summary == {"v": 1, "kind": "summary", "score": 41.0} and warnings == []
+    watcher = MetricsWatcher("a", tmp_path / "runs", lambda e: None, metric="score")
+    events = watcher.scan_once()
+    assert [e["type"] for e in events] == ["metric"] and events[0]["value"] == 41.0
+    assert watcher.state.latest_value == 41.0

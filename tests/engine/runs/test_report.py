@@ -76,3 +76,40 @@ def test_report_cli_on_empty_experiment(tmp_path, capsys):
     out = capsys.readouterr().out
     assert str(ws.experiment_dir / "REPORT.md") in out
     assert (ws.experiment_dir / "progress.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_progress_plot_uses_a_log_axis_for_a_wide_span_and_marks_merges_and_bests(tmp_path):
+    from autoresearch_tui.engine.runs.report import build_figure, lane_report_data
+
+    ws = make_workspace(tmp_path)
+    fork = ensure_fork(ws, "a")
+    for i, (status, metric) in enumerate([("keep", 92.0), ("keep", 9.1), ("discard", 9.4),
+                                          ("keep", 6.2), ("inconclusive", 6.4)]):
+        commit_file(fork, "a.py", f"v = {i}\n", f"a {i}")
+        record_run(ws, "a", status, f"idea {i}", metric=metric)
+    result = merge_lane(ws, "a")
+    assert result.ok
+    log = EventLog(ws.events_path("a"))
+    log.append(make_event("a", "merge", **result.event_fields()))
+    log.close()
+    fig = build_figure(ws, [lane_report_data(ws, "a")])
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and "log scale" in ax.get_ylabel()
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "a: merged" in labels and "a: best" in labels
+    merged = next(c for c in ax.collections if c.get_label() == "a: merged")
+    assert merged.get_offsets().tolist() == [[4.0, 6.2]]  # the merged run, at its value
+    bests = next(c for c in ax.collections if c.get_label() == "a: best")
+    assert [y for _, y in bests.get_offsets().tolist()] == [9.1, 6.2]  # new bests that were kept
+    assert any(line.get_linestyle() == ":" and list(line.get_xdata()) == [4, 4] for line in ax.get_lines())
+
+
+def test_progress_plot_stays_linear_for_a_narrow_span(tmp_path):
+    from autoresearch_tui.engine.runs.report import build_figure, lane_report_data
+
+    ws = make_workspace(tmp_path)
+    fork = ensure_fork(ws, "a")
+    for i, metric in enumerate([10.0, 9.0, 8.5]):
+        commit_file(fork, "a.py", f"v = {i}\n", f"a {i}")
+        record_run(ws, "a", "keep", f"idea {i}", metric=metric)
+    assert build_figure(ws, [lane_report_data(ws, "a")]).axes[0].get_yscale() == "linear"

@@ -132,3 +132,100 @@ async def test_a_hung_benchmark_is_killed_and_reported(tmp_path, model):
     answer = model.main_requests[1].tool_result_text()
     assert "status=hung" in answer and "starting" in answer
     assert "no output and no new metrics" in (engine.workspace.runs_dir("a") / "0001" / "run.log").read_text()
+
+
+SLOW_BENCH = "import time\nprint('measuring', flush=True)\ntime.sleep(60)\n"
+
+
+def run_events(engine, run_id: str) -> list[dict]:
+    return [e for e in read_events(engine.workspace.events_path("a"))
+            if e["type"] in ("run_started", "run_finished") and e.get("run_id") == run_id]
+
+
+@pytest.mark.parametrize("how", ["stop the lane", "stop the engine"])
+async def test_a_run_cut_short_by_a_stop_is_closed_as_cancelled(tmp_path, model, how):
+    config = make_workspace(tmp_path, repo_files={"bench.py": SLOW_BENCH})
+    model.set_script([Turn.tool(RUN_BENCHMARK, {"description": "slow"})])
+    engine = engine_for(config, model, tmp_path)
+    await engine.start()
+    run_log = engine.workspace.runs_dir("a") / "0001" / "run.log"
+    try:
+        await wait_until(lambda: run_log.exists() and "measuring" in run_log.read_text(), timeout=60,
+                         what="the benchmark running")
+        if how == "stop the lane":
+            await engine.stop_lane("a")
+    finally:
+        await engine.stop()
+    events = run_events(engine, "0001")
+    assert [e["type"] for e in events] == ["run_started", "run_finished"]
+    assert events[1]["status"] == "cancelled"
+    outcome = json.loads((run_log.parent / "run.json").read_text())
+    assert outcome["status"] == "cancelled" and outcome["reason"]
+    assert "[autoresearch]" in run_log.read_text()
+
+
+async def test_a_restart_closes_a_run_the_dead_engine_never_finished(tmp_path, model):
+    from autoresearch_tui.engine.core.events import EventLog, make_event
+
+    config = make_workspace(tmp_path)
+    workspace_runs = tmp_path / "wiki" / "experiment" / "exp" / "a" / "runs"
+    # What kill -9 during a run leaves: a run_started event, a folder holding only the command.
+    (workspace_runs / "0001").mkdir(parents=True)
+    (workspace_runs / "0001" / "run.log").write_text("$ python bench.py\n")
+    log = EventLog(workspace_runs.parent / "events.jsonl")
+    log.append(make_event("a", "run_started", run_id="0001", run_dir=str(workspace_runs / "0001"),
+                          description="the interrupted one", args=""))
+    log.close()
+    model.set_script(lambda request: Turn.tool("Bash", {"command": "sleep 0.2"}))
+    engine = engine_for(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: len(run_events(engine, "0001")) == 2, timeout=60, what="the run closed")
+    finally:
+        await engine.stop()
+    finished = run_events(engine, "0001")[1]
+    assert finished["status"] == "cancelled" and "engine stopped during the run" in finished["reason"]
+    assert finished["description"] == "the interrupted one"
+    assert json.loads((workspace_runs / "0001" / "run.json").read_text())["status"] == "cancelled"
+    model.clear_requests()
+    engine = engine_for(config, model, tmp_path)  # closed once, not at every start
+    await engine.start()
+    try:
+        await wait_until(lambda: len(model.main_requests) >= 1, timeout=60, what="the lane started again")
+    finally:
+        await engine.stop()
+    assert len(run_events(engine, "0001")) == 2
+
+
+PROFILING_BENCH = """\
+import gzip, json, os, sys
+run_dir = os.environ["AUTORESEARCH_RUN_DIR"]
+with open(os.environ["AUTORESEARCH_METRICS"], "a") as out:
+    out.write(json.dumps({"v": 1, "kind": "summary", "step_time_median_s": 0.005}) + "\\n")
+    if "--profile" in sys.argv:
+        folder = os.path.join(run_dir, "profile", "plugins", "profile", "2026_01_01_00_00_00")
+        os.makedirs(folder)
+        events = [{"ph": "M", "pid": 1, "name": "process_name", "args": {"name": "/host:CPU"}}]
+        events += [{"ph": "X", "pid": 1, "tid": 1, "name": "fusion", "ts": i * 100, "dur": 90,
+                    "args": {"hlo_op": "fusion.1", "hlo_module": "jit_step", "run_id": str(i)}} for i in range(5)]
+        with gzip.open(os.path.join(folder, "host.trace.json.gz"), "wt") as trace:
+            json.dump({"traceEvents": events}, trace)
+        out.write(json.dumps({"v": 1, "kind": "profile", "dir": os.path.relpath(folder, run_dir)}) + "\\n")
+"""
+
+
+async def test_a_run_with_args_profile_gives_the_lane_a_profile_summary(tmp_path, model):
+    config = make_workspace(tmp_path, repo_files={"bench.py": PROFILING_BENCH})
+    model.set_script([Turn.tool(RUN_BENCHMARK, {"description": "profiled", "args": "--profile"})]
+                     + [Turn.tool("Bash", {"command": "sleep 0.2"})] * 30)
+    engine = engine_for(config, model, tmp_path)
+    await engine.start()
+    try:
+        await wait_until(lambda: (engine.snapshot()["lanes"]["a"]["metrics"].get("latest_profile") or {})
+                         .get("summary"), timeout=60, what="the profile summary")
+        profile = engine.snapshot()["lanes"]["a"]["metrics"]["latest_profile"]
+    finally:
+        await engine.stop()
+    assert profile["run_id"] == "0001" and profile["summary"]["steps"] == 5
+    summaries = [e for e in read_events(engine.workspace.events_path("a")) if e["type"] == "profile_summary"]
+    assert summaries and summaries[0]["summary"]["top_ops"][0]["name"] == "fusion.1"

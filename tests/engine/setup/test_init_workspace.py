@@ -94,3 +94,15 @@ def test_new_and_demo_workspaces_use_one_benchmark_slot(tmp_path):
         config = load_config(config_path)
         assert config.devices.slots == 1 and config.devices.agent_shell_device is False
         assert len(device_layout(config).slots) == 1
+def test_an_existing_repo_gives_its_branch_and_its_name(tmp_path):
+    repo = tmp_path / "micrograd"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "master", str(repo)], check=True)
+    (repo / "engine.py").write_text("x = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    config = load_config(create_workspace(tmp_path / "ws", repo=repo))
+    assert config.experiment.target_branch == "master"
+    assert config.experiment.name == "micrograd"
+    git(repo, "checkout", "-q", "-b", "dev")
+    assert load_config(create_workspace(tmp_path / "ws2", repo=repo)).experiment.target_branch == "dev"

@@ -283,3 +283,49 @@ def test_marker_max_age_from_install_is_used(repo: Path):
     env = {k: v for k, v in os.environ.items() if k != "AUTORESEARCH_MARKER_MAX_AGE_S"}
     assert hook(STOP, stop_input(), repo, env=env)[2] == ""
     assert not marker(repo).exists()
+
+
+def git_status(repo: Path) -> str:
+    return subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=all"],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_uninstall_after_a_session_without_runs_leaves_git_clean(tmp_path: Path):
+    from tests.hooks.test_hooks import PROMPT, STOP, hook, prompt_input, stop_input
+
+    repo = make_repo(tmp_path / "plain", toml=None)
+    install(repo)
+    hook(PROMPT, prompt_input("/start-experiment"), repo)
+    hook(STOP, stop_input(), repo)
+    assert (repo / ".claude/autoresearch/lanes/main/events.jsonl").exists()
+    result = uninstall(repo)
+    assert git_status(repo) == ""
+    assert not (repo / ".claude").exists(), result.lines
+
+
+def test_uninstall_keeps_a_lanes_results_out_of_git_and_says_so(repo: Path):
+    from tests.hooks.test_hooks import PROMPT, hook, prompt_input
+
+    install(repo)
+    hook(PROMPT, prompt_input("/start-experiment"), repo)
+    ledger = repo / ".claude/autoresearch/lanes/a/results.tsv"
+    with ledger.open("a") as fh:
+        fh.write("0001\t1\tabc\t10\tkeep\tbaseline\n")
+    result = uninstall(repo)
+    assert ledger.exists() and (ledger.parent / "events.jsonl").exists()
+    assert git_status(repo) == ""  # kept, and still ignored
+    assert any("kept" in line and "lanes/a" in line and "ledger" in line for line in result.lines)
+    assert any("git still ignores /.claude/autoresearch/" in line for line in result.lines)
+    again = install(repo)  # a later install and uninstall do not pile up exclude lines
+    uninstall(repo)
+    exclude = (repo / ".git/info/exclude").read_text()
+    assert exclude.count("/.claude/autoresearch/\n") == 1, again.lines
+
+
+def test_without_a_config_the_experiment_is_named_after_the_repo(tmp_path: Path):
+    repo = make_repo(tmp_path / "micrograd", toml=None)
+    result = install(repo)
+    summary = next(line for line in result.lines if line.startswith("installed for"))
+    assert summary.startswith("installed for experiment micrograd, lane main")
+    assert "no autoresearch.toml found" in summary
+    assert json.loads((repo / ".claude/autoresearch/install.json").read_text())["experiment"] == "micrograd"
