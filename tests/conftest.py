@@ -13,8 +13,9 @@ Tests that run the real CLI or SDK are marked ``@pytest.mark.integration``.
 Tests marked ``@pytest.mark.codex`` run the real Codex CLI, which reaches out to the network
 unless told not to: each one is re-run in a pytest of its own inside a network namespace it
 creates (``unshare -n``, then ``ip link set lo up``), where only loopback exists. The
-``codex_bin`` fixture skips them when the CLI is not installed (``npm install`` at the
-repository root installs the pinned version).
+``codex_bin`` fixture skips them when the CLI is not installed (``npm ci`` at the
+repository root installs the pinned version), and fails them instead when
+``AUTORESEARCH_REQUIRE_CODEX=1`` (CI, which installs it).
 """
 
 from __future__ import annotations
@@ -86,9 +87,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "codex: runs the real Codex CLI, inside a network namespace of its own")
 
 
+REQUIRE_CODEX_ENV = "AUTORESEARCH_REQUIRE_CODEX"
+"""Set (CI, after installing the CLI): a missing Codex CLI fails the Codex tests instead of skipping them."""
+
+
 @pytest.fixture(scope="session")
 def codex_bin() -> Path:
     path = codex_binary()
+    if path is None and os.environ.get(REQUIRE_CODEX_ENV):  # CI installed it: absent is a failure
+        pytest.fail(f"{REQUIRE_CODEX_ENV} is set but the Codex CLI is not installed: run `npm ci` at "
+                    "the repository root (package.json pins @openai/codex 0.171.0)", pytrace=False)
     if path is None:
         pytest.skip("the Codex CLI is not installed: run `npm install` at the repository root "
                     "(package.json pins @openai/codex 0.171.0)")
