@@ -126,7 +126,7 @@ async def tool_path(runs: int) -> None:
 
 
 async def codex_lane(runs: int) -> None:
-    import tomli_w
+    import tomlkit
 
     from autoresearch_tui.engine.demo.scripted_responses import FAKE_API_KEY, ScriptedResponses, provider_config
     from autoresearch_tui.engine.supervisor import Engine
@@ -137,7 +137,7 @@ async def codex_lane(runs: int) -> None:
         folder = Path(tempfile.mkdtemp(prefix="bench-codex-lane-"))
         with ScriptedResponses() as model:
             model.when_exhausted = "Step done."
-            table = tomli_w.dumps({"agent": {"codex": {"model": "gpt-5.5", "config": provider_config(
+            table = tomlkit.dumps({"agent": {"codex": {"model": "gpt-5.5", "config": provider_config(
                 model.base_url, env_key="BENCH_KEY", retries=0)}}})
             config = make_workspace(folder, agents={"a": "codex"}, extra=table,
                                     loop="max_consecutive_blocks = 100\nretrospective_every_stops = 100")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import tomli_w
+import tomlkit
 
 from autoresearch_tui.engine.agent.lane import AgentSetupError
 from autoresearch_tui.engine.core.files import atomic_write_text
@@ -232,6 +232,6 @@ def write_home(paths: LanePaths, settings: HomeSettings, env: Mapping[str, str])
     provider = credentials(settings, env, paths.home)
     text = ("# Written by autoresearch-tui at every start of this lane's Codex: edit [agent.codex] in\n"
             "# autoresearch.toml instead (changes here are lost).\n"
-            + tomli_w.dumps(codex_config(paths, settings, provider)))
+            + tomlkit.dumps(codex_config(paths, settings, provider)))
     atomic_write_text(paths.home / "config.toml", text, mode=0o600)
     return paths.home

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import tomli_w
+import tomlkit
 from hypothesis import given, settings, strategies as st
 
 from autoresearch_tui.engine.config import ConfigError, load_config, parse_config
@@ -101,7 +101,7 @@ toml_values = st.recursive(toml_scalars, lambda children: st.one_of(
 def test_any_codex_table_is_accepted_and_writable_or_refused_in_one_line(table):
     text = "[experiment]\nrepo = \"r\"\n[[lanes]]\nname = \"a\"\nagent = \"codex\"\n"
     try:
-        text += tomli_w.dumps({"agent": {"codex": {"config": table}}})
+        text += tomlkit.dumps({"agent": {"codex": {"config": table}}})
     except (TypeError, ValueError):
         return  # not expressible as TOML at all
     try:
@@ -110,7 +110,7 @@ def test_any_codex_table_is_accepted_and_writable_or_refused_in_one_line(table):
         assert "\n" not in str(exc)
         return
     # What passed validation can be written back into a Codex config.toml and read again.
-    assert tomllib.loads(tomli_w.dumps(config.agent.codex.config)) == tomllib.loads(tomli_w.dumps(table))
+    assert tomllib.loads(tomlkit.dumps(config.agent.codex.config)) == tomllib.loads(tomlkit.dumps(table))
 
 
 def test_a_reload_that_switches_a_lanes_agent_or_codex_settings_waits_for_a_restart(workspace):

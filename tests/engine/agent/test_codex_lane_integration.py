@@ -16,7 +16,7 @@ import signal
 from pathlib import Path
 
 import pytest
-import tomli_w
+import tomlkit
 
 from autoresearch_tui.engine.agent.processes import describe, processes_in
 from autoresearch_tui.engine.config import load_config
@@ -46,7 +46,7 @@ def model(codex_bin):
 def codex_table(server: ScriptedResponses, *, retries: int | None = 0, config_extra: dict | None = None,
                 **codex) -> str:
     config = {**provider_config(server.base_url, env_key=KEY_ENV, retries=retries), **(config_extra or {})}
-    return tomli_w.dumps({"agent": {"codex": {"model": "gpt-5.5", **codex, "config": config}}})
+    return tomlkit.dumps({"agent": {"codex": {"model": "gpt-5.5", **codex, "config": config}}})
 
 
 def codex_workspace(tmp_path: Path, server: ScriptedResponses, *, lanes=("a",), agents=None, loop: str = "",
