@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from autoresearch_tui.engine.config import Config, find_config, load_config
+from autoresearch_tui.engine.core.events import dumps
 from autoresearch_tui.engine.core.render import format_event
 
 PROG = "autoresearch-tui"
@@ -57,7 +57,7 @@ def request_sync(workspace, op: str, *, raw: bool = False, **args: Any) -> dict[
 
 def print_event_json(event: dict[str, Any], stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
-    stream.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
+    stream.write(dumps(event) + "\n")
     stream.flush()
 
 

@@ -15,6 +15,8 @@ import sys
 
 from autoresearch_tui.cli.common import PROG, attach, error
 from autoresearch_tui.engine.config import ConfigError
+from autoresearch_tui.engine.daemon.control import DaemonError
+from autoresearch_tui.engine.protocol import SocketLocationError
 
 COMMAND_GROUPS = (
     "autoresearch_tui.cli.lifecycle",
@@ -42,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    from autoresearch_tui.engine.core.secrets import register_secrets_from_env
+
+    register_secrets_from_env(os.environ)  # whatever this command writes or prints stays key-free
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
@@ -52,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         error(None, str(exc))
         return 2
+    except (DaemonError, SocketLocationError) as exc:  # a one-line reason, never a traceback
+        error(None, str(exc))
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

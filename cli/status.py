@@ -14,7 +14,7 @@ from autoresearch_tui.cli.common import (
 )
 from autoresearch_tui.engine.core.events import tidy_numbers
 from autoresearch_tui.engine.core.lane_state import NEEDS_ATTENTION
-from autoresearch_tui.engine.core.render import figure, one_line
+from autoresearch_tui.engine.core.render import clean, cluster_text, figure, one_line
 from autoresearch_tui.engine.daemon.control import running_pid
 from autoresearch_tui.engine.workspace import Workspace
 
@@ -44,14 +44,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = config_from_args(args, check_repo=False)
     workspace = Workspace(config)
     snapshot = None
-    if running_pid(workspace):
+    engine = "not running"
+    pid = running_pid(workspace)  # the lock says whether an engine lives, not the socket
+    if pid:
         try:
             snapshot = request_sync(workspace, "snapshot")["snapshot"]
             snapshot["engine"] = "running"
         except EngineClientError as exc:
-            error(None, f"engine not answering ({exc}); showing what is on disk")
+            engine = f"running (pid {pid}) but not answering"
+            error(None, f"the engine (pid {pid}) is running but does not answer on its socket ({exc}); "
+                        "a vanished socket is recreated within seconds: try again, or `stop` it. "
+                        "Showing what is on disk")
     if snapshot is None:
         snapshot = offline_snapshot(config).to_dict()
+        snapshot["engine"] = engine
     if args.json:
         print(json.dumps(tidy_numbers(snapshot), indent=2, default=str))
     else:
@@ -100,6 +106,19 @@ def status_lines(snapshot: dict) -> list[str]:
         if lane.get("state") == NEEDS_ATTENTION and lane.get("needs_attention_reason"):
             lines.append(f"{'':<10} why: {one_line(lane['needs_attention_reason'], 300)}")
     lines.extend(device_lines(snapshot.get("devices")))
+    if isinstance(snapshot.get("cluster"), dict):
+        lines.extend(cluster_lines(snapshot["cluster"]))
+    return [clean(line) for line in lines]  # a folder or a reason may hold escape sequences
+
+
+def cluster_lines(cluster: dict) -> list[str]:
+    """The Ray cluster: connection, free and total resources, and its alive nodes."""
+    lines = [f"runner: ray at {cluster.get('address', '?')}: {cluster_text(cluster)}"]
+    for node in cluster.get("nodes") or []:
+        if isinstance(node, dict):
+            resources = ", ".join(f"{k}={v:g}" for k, v in (node.get("resources") or {}).items()
+                                  if isinstance(v, (int, float)))
+            lines.append(f"  node {node.get('name') or str(node.get('node_id', '?'))[:12]} ({node.get('ip')}): {resources}")
     return lines
 
 

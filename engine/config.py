@@ -7,6 +7,7 @@ week-long run).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 import tomllib
@@ -15,11 +16,29 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from autoresearch_tui.engine.core.ledger import RESERVED_COLUMNS
 from autoresearch_tui.engine.core.policy import LOOP_LIMITS, LoopSettings
 from autoresearch_tui.engine.devices.slots import check_slots
 
 CONFIG_FILENAME = "autoresearch.toml"
 LANE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
+MAX_SECONDS = 30 * 86400.0
+"""Longer timeouts are typos (and past ~1e16 s they overflow the event loop's clock)."""
+MAX_MINUTES = 7 * 1440.0
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+THEME_NAMES = (
+    "autoresearch-dark", "autoresearch-light",  # themes/
+    # Textual's own (textual.theme.BUILTIN_THEMES; tests/tui check the two lists agree).
+    "ansi-dark", "ansi-light", "atom-one-dark", "atom-one-light", "catppuccin-frappe",
+    "catppuccin-latte", "catppuccin-macchiato", "catppuccin-mocha", "dracula", "flexoki",
+    "gruvbox", "monokai", "nord", "rose-pine", "rose-pine-dawn", "rose-pine-moon",
+    "solarized-dark", "solarized-light", "textual-dark", "textual-light", "tokyo-night",
+)
+
+
+def valid_lane_name(name: str) -> bool:
+    """The whole name matches LANE_NAME_PATTERN (re's `$` would also accept a trailing newline)."""
+    return isinstance(name, str) and re.fullmatch(LANE_NAME_PATTERN.strip("^$"), name) is not None
 
 
 class ConfigError(Exception):
@@ -27,28 +46,85 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+    # No inf/nan anywhere: a value that passes validation must work in every lane.
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_bytes(cls, value):
+        for text in _strings(value):
+            if "\x00" in text:
+                raise ValueError("contains a NUL byte")
+        return value
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
 
 
 class ExperimentConfig(_Section):
-    name: str = Field("example", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field("example", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     """Folder name under wiki/experiment/."""
     repo: str = "raw/code/jax-example"
     """Main repo, relative to the config file or absolute."""
     program: str = ""
     """Loop instructions (markdown); "" = the bundled skills/autoresearch-loop."""
-    metric: str = "step_time_ms"
+    metric: str = Field("step_time_ms", pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
     direction: Literal["minimize", "maximize"] = "minimize"
     bench_command: str = "python bench.py"
     """How one run is measured, run inside the lane's fork."""
-    run_timeout_s: float = Field(900.0, gt=0)
-    hang_timeout_s: float = Field(300.0, gt=0)
+    run_timeout_s: float = Field(900.0, gt=0, le=MAX_SECONDS)
+    hang_timeout_s: float = Field(300.0, gt=0, le=MAX_SECONDS)
     """A benchmark with no output and no new metrics for this long is killed as hung."""
     target_branch: str = "main"
     fork_include: list[str] = Field(default_factory=list)
     """Globs (relative to the main repo) of untracked files each fork links in."""
+    max_metrics_mb: float = Field(256.0, gt=0, le=1024 * 1024)
+    """A run whose metrics.jsonl grows past this is cut off (killed, and read no further)."""
+    bench_pass_env: list[str] = Field(default_factory=list)
+    """Credential variables a benchmark does need (e.g. HF_TOKEN); all others are withheld."""
+    frozen: list[str] = Field(default_factory=list, max_length=200)
+    """Globs (relative to the repo) the agent may not change: the benchmark, its data."""
+    confirm_runs: int = Field(2, ge=0, le=20)
+    """A measured keep that would be a new best is re-measured this many times, A/B against
+    the incumbent best, before it counts; 0 = off."""
+    check_command: str = ""
+    """Optional correctness check run (in a clean checkout of the commit) before a keep counts."""
 
-    @field_validator("run_timeout_s", "hang_timeout_s", mode="before")
+    @field_validator("frozen")
+    @classmethod
+    def _frozen_globs(cls, value):
+        for pattern in value:
+            if not pattern.strip() or len(pattern) > 500 or "\x00" in pattern:
+                raise ValueError(f"a glob must be 1-500 characters without NUL (got {pattern[:40]!r})")
+            if pattern.strip().startswith("/") or ".." in pattern.split("/"):
+                raise ValueError(f"globs are relative to the repo, inside it (got {pattern!r})")
+        return value
+
+    @field_validator("bench_command", "check_command")
+    @classmethod
+    def _command(cls, value):
+        if "\x00" in value or len(value) > 4000:
+            raise ValueError("a command must be under 4000 characters without NUL bytes")
+        return value
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_is_not_a_ledger_column(cls, value):
+        if value in RESERVED_COLUMNS:
+            raise ValueError(f"{value!r} is a ledger column of its own; name the metric "
+                             "after what it measures (e.g. step_time_ms, tokens_per_s)")
+        return value
+
+    @field_validator("run_timeout_s", "hang_timeout_s", "max_metrics_mb", mode="before")
     @classmethod
     def _int_is_float(cls, value):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -136,7 +212,7 @@ class AgentConfig(_Section):
     allowed_tools: list[str] = Field(
         default_factory=lambda: ["Bash", "Read", "Edit", "Write", "Glob", "Grep"]
     )
-    max_budget_usd: float = Field(0.0, ge=0)
+    max_budget_usd: float = Field(0.0, ge=0, le=1e6)
     """Per lane; 0 = no cap."""
     scripted_demo: bool = False
     """Offline demo: lanes talk to the bundled scripted model, not to a real API."""
@@ -151,8 +227,9 @@ class AgentConfig(_Section):
 
 def _loop_field(name: str):
     """A [loop] field with the policy's own default and bound (engine/core/policy.py)."""
-    _kind, comparison, bound = LOOP_LIMITS[name]
-    return Field(LoopSettings.__dataclass_fields__[name].default, **{comparison: bound})
+    kind, comparison, bound = LOOP_LIMITS[name]
+    upper = {"le": MAX_MINUTES} if name.endswith("_minutes") else {"le": 10**9} if kind is int else {}
+    return Field(LoopSettings.__dataclass_fields__[name].default, **{comparison: bound}, **upper)
 
 
 class LoopConfig(_Section):
@@ -163,7 +240,7 @@ class LoopConfig(_Section):
     max_consecutive_blocks: int = _loop_field("max_consecutive_blocks")
     max_failures: int = Field(5, ge=1)
     """Consecutive API/CLI failures before a lane needs attention."""
-    idle_nudge_minutes: float = Field(20.0, gt=0)
+    idle_nudge_minutes: float = Field(20.0, gt=0, le=MAX_MINUTES)
     """A running lane with no activity for this long is nudged."""
 
     @field_validator("reinject_every_minutes", "idle_nudge_minutes", mode="before")
@@ -176,12 +253,28 @@ class LaneConfig(_Section):
     name: str = Field(pattern=LANE_NAME_PATTERN)
     agent: Literal["claude", "codex"] = "claude"
     """Which agent CLI runs the lane: Claude Code (bundled) or OpenAI's Codex CLI."""
-    focus: str = ""
+    focus: str = Field("", max_length=20000)
     env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value):
+        for name in value:
+            if not re.match(ENV_NAME_PATTERN, name):
+                raise ValueError(f"{name!r} is not an environment variable name (letters, digits, '_')")
+        return value
 
 
 class TuiConfig(_Section):
     theme: str = "autoresearch-dark"
+
+    @field_validator("theme")
+    @classmethod
+    def _known_theme(cls, value):
+        if value not in THEME_NAMES:
+            raise ValueError(f"unknown theme {value!r} (themes: {', '.join(THEME_NAMES)})")
+        return value
+
     keys: dict[str, str] = Field(default_factory=dict)
     """Binding id -> keys, e.g. {detach = "ctrl+d"}."""
     bell: bool = True
@@ -216,12 +309,126 @@ class DevicesConfig(_Section):
         return value
 
 
+RAY_EXTRA_HINT = "pip install 'autoresearch-tui[ray]'"
+RESOURCE_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.:/-]{0,63}$"
+_ADDRESS = re.compile(r"^(?:ray://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
+
+
+def ray_installed() -> bool:
+    """Whether this environment can run the Ray bridge (without importing Ray)."""
+    return importlib.util.find_spec("ray") is not None
+
+
+class RuntimeEnvConfig(_Section):
+    """The Ray runtime_env every remote run gets (Ray's own keys; only the common ones)."""
+
+    env_vars: dict[str, str] = Field(default_factory=dict)
+    pip: list[str] = Field(default_factory=list)
+    """Packages Ray installs on the worker before the run (a per-job virtualenv)."""
+    uv: list[str] = Field(default_factory=list)
+    conda: str = ""
+    """The name of a conda environment that exists on the workers."""
+    py_executable: str = ""
+    """The worker's Python, e.g. a venv's bin/python on every node."""
+    working_dir: str = ""
+    """A folder or URI Ray uploads to the workers (the measured code travels anyway)."""
+    py_modules: list[str] = Field(default_factory=list)
+    excludes: list[str] = Field(default_factory=list)
+    image_uri: str = ""
+    config: dict[str, int | bool] = Field(default_factory=dict)
+    """Ray's RuntimeEnvConfig, e.g. { setup_timeout_seconds = 1800 }."""
+
+    @field_validator("env_vars")
+    @classmethod
+    def _env_names(cls, value):
+        for name, text in value.items():
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+            if "\0" in text or "\0" in name:
+                raise ValueError(f"{name}: NUL bytes are not allowed")
+        return value
+
+    @field_validator("config")
+    @classmethod
+    def _known_config(cls, value):
+        unknown = sorted(set(value) - {"setup_timeout_seconds", "eager_install"})
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r} (setup_timeout_seconds, eager_install)")
+        return value
+
+    def to_ray(self) -> dict:
+        """What Ray gets: only the keys the config set."""
+        return self.model_dump(exclude_defaults=True)
+
+
+class RunnerConfig(_Section):
+    """Where engine-run benchmarks execute: this host's device slots, or a Ray cluster
+    (engine/runners/; docs/architecture.md, "Ray runner")."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str = ""
+    """ray: "auto" (a raylet on this host), "host:6379" (the head's GCS; this host must run a
+    raylet of the cluster), or "ray://host:10001" (Ray Client)."""
+    resources: dict[str, float] = Field(default_factory=dict)
+    """What one run needs on a worker, e.g. { TPU = 4 }, { GPU = 1 }, { CPU = 8 }."""
+    runtime_env: RuntimeEnvConfig = Field(default_factory=RuntimeEnvConfig)
+    ship: list[str] = Field(default_factory=list)
+    """`experiment.fork_include` globs whose files travel with the code to the worker."""
+    connect_timeout_s: float = Field(60.0, gt=0, le=3600)
+    """How long connecting (the bridge's ray.init) may take before the cluster counts as unreachable."""
+    lost_after_s: float = Field(15.0, ge=5, le=3600)
+    """A head that has not answered for this long ends every run in flight as "cluster unreachable"."""
+
+    @field_validator("connect_timeout_s", "lost_after_s", mode="before")
+    @classmethod
+    def _int_is_float(cls, value):
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("address")
+    @classmethod
+    def _address_form(cls, value):
+        value = value.strip()
+        if value in ("", "auto"):
+            return value
+        match = _ADDRESS.match(value)
+        if not match or not 0 < int(match.group("port")) < 65536:
+            raise ValueError(f"{value!r} is not \"auto\", \"host:port\" or \"ray://host:port\"")
+        return value
+
+    @field_validator("resources")
+    @classmethod
+    def _resource_amounts(cls, value):
+        for name, amount in value.items():
+            if not re.match(RESOURCE_NAME_PATTERN, name):
+                raise ValueError(f"{name!r} is not a Ray resource name")
+            if not math.isfinite(amount) or amount <= 0 or amount > 1e6:
+                raise ValueError(f"{name} = {amount!r}: a positive amount up to 1e6")
+            if amount > 1 and amount != int(amount):
+                raise ValueError(f"{name} = {amount!r}: amounts above 1 must be whole (Ray's rule)")
+        return value
+
+    @model_validator(mode="after")
+    def _ray_needs(self):
+        if self.kind != "ray":
+            return self
+        if not self.address:
+            raise ValueError("runner.address: required with kind = \"ray\" "
+                             "(\"auto\", \"host:6379\" or \"ray://host:10001\")")
+        if not self.resources:
+            # A request for nothing can land on the engine's own node (a zero-CPU raylet).
+            raise ValueError("runner.resources: required with kind = \"ray\", e.g. { TPU = 4 } or { GPU = 1 }")
+        if not ray_installed():
+            raise ValueError(f"runner.kind: \"ray\" needs Ray in this environment: {RAY_EXTRA_HINT}")
+        return self
+
+
 class Config(_Section):
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
     tui: TuiConfig = Field(default_factory=TuiConfig)
     devices: DevicesConfig = Field(default_factory=DevicesConfig)
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
     lanes: list[LaneConfig] = Field(min_length=1)
 
     # Not part of the file: where it was loaded from.
@@ -234,6 +441,9 @@ class Config(_Section):
             if lane.name in seen:
                 raise ValueError(f"lanes[{index}].name: duplicate lane name {lane.name!r}")
             seen.add(lane.name)
+        for index, pattern in enumerate(self.runner.ship):
+            if pattern not in self.experiment.fork_include:
+                raise ValueError(f"runner.ship[{index}]: {pattern!r} is not one of experiment.fork_include")
         return self
 
     @model_validator(mode="after")
@@ -275,11 +485,12 @@ def find_config(start: Path | None = None) -> Path:
 def load_config(path: Path | str, *, check_repo: bool = True) -> Config:
     path = Path(path).expanduser().resolve()
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    text = decode_config(data, path)
     config = parse_config(text, path)
     if check_repo and not config.repo_path.is_dir():
         line = _line_of(text, ("experiment", "repo"))
@@ -288,7 +499,42 @@ def load_config(path: Path | str, *, check_repo: bool = True) -> Config:
         if config.experiment.repo == ExperimentConfig.model_fields["repo"].default:
             hint = f" (run `autoresearch-tui init {path.parent}` to create the bundled example there)"
         raise ConfigError(f"{where}: experiment.repo: no such folder {config.repo_path}{hint}")
+    _check_program(config, text)
     return config
+
+
+def decode_config(data: bytes, path: Path) -> str:
+    """The config's text; a byte-order mark or bytes that are not UTF-8 are config errors."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise ConfigError(f"{path}: starts with a byte-order mark (BOM): save it as UTF-8 without BOM")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}): "
+                          "TOML files are UTF-8") from None
+
+
+def _check_program(config: Config, text: str) -> None:
+    """experiment.program must be a readable UTF-8 file (every lane reads it at start)."""
+    program = config.experiment.program.strip()
+    if not program:
+        return
+    path = Path(program).expanduser()
+    if not path.is_absolute():
+        path = config.workspace / path
+    line = _line_of(text, ("experiment", "program"))
+    where = f"{config.path}:{line}" if line else str(config.path)
+    try:
+        path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: experiment.program: no such file {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{where}: experiment.program: {path} is a folder, not a file") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: experiment.program: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: experiment.program: {path} is not UTF-8 text") from None
 
 
 def parse_config(text: str, path: Path) -> Config:
@@ -315,12 +561,18 @@ def _describe(exc: ValidationError, text: str, path: Path) -> str:
         # A value of neither form: one message for the union, not pydantic's per-branch one.
         loc, message = loc[:2], "expected a slot count (1, 2, ...) or chip lists like [[0, 1], [2, 3]]"
         error = {**error, "loc": loc, "msg": message, "type": "union"}
-    if error["type"] == "value_error" and not loc:
-        # Model-level checks phrase their own location ("lanes[1].name: ...").
+    own_key = re.match(r"^(?:Value error, )?([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*): ", message)
+    if error["type"] == "value_error" and (not loc or own_key):
+        # Model-level checks phrase their own location ("lanes[1].name: ...", "runner.address: ...").
         message = message.removeprefix("Value error, ")
-        match = re.match(r"lanes\[(\d+)\]\.(\w+)", message)
-        loc = ("lanes", int(match.group(1)), match.group(2)) if match else ()
         key = ""
+        if own_key and own_key.group(1).startswith("runner."):
+            key = own_key.group(1)
+            message = message[len(key) + 2:]
+            loc = tuple(int(part) if part.isdigit() else part for part in re.split(r"[.\[\]]+", key) if part)
+        else:
+            match = re.match(r"lanes\[(\d+)\]\.(\w+)", message)
+            loc = ("lanes", int(match.group(1)), match.group(2)) if match else ()
     else:
         if error["type"] == "value_error" and loc[:3] == ("agent", "codex", "config"):
             # The free-form Codex table's check names the key inside it ("features.plugins: ...").

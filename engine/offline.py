@@ -15,11 +15,13 @@ def offline_snapshot(config: Config) -> Snapshot:
     lanes: dict[str, LaneSnapshot] = {}
     for lane in config.lanes:
         name = lane.name
+        warning = None
         try:
             record = LaneRecord.load(workspace.lane_json(name), name)
-        except LaneRecordError:
+        except LaneRecordError as exc:
             record = LaneRecord(name=name)  # the engine quarantines it when it starts
-        snapshot = LaneSnapshot(**record.__dict__)
+            warning = f"{workspace.lane_json(name)}: {exc}"
+        snapshot = LaneSnapshot(**record.__dict__, warning=warning)
         if not workspace.lane_json(name).exists():
             snapshot.state = NOT_STARTED
         snapshot.fork, snapshot.focus = str(workspace.fork_dir(name)), lane.focus
@@ -27,9 +29,10 @@ def offline_snapshot(config: Config) -> Snapshot:
         frontier, _warnings = lane_frontier(workspace, name)
         snapshot.frontier = FrontierView.from_dict(frontier.to_dict(config.loop.plateau_runs))
         watcher = MetricsWatcher(name, workspace.runs_dir(name), lambda event: None,
-                                 metric=config.experiment.metric, summarize_profiles=False)
-        watcher.scan_once(emit=False)
-        snapshot.metrics = LiveMetrics.from_dict(watcher.state.to_dict())
+                                 metric=config.experiment.metric, summarize_profiles=False,
+                                 max_metrics_bytes=int(config.experiment.max_metrics_mb * (1 << 20)))
+        watcher.scan_once(emit=False)  # cached per-run aggregates: cheap whatever the history
+        snapshot.metrics = LiveMetrics.from_dict(watcher.snapshot())
         lanes[name] = snapshot
     return Snapshot(
         workspace=str(workspace.root), experiment=config.experiment.name,

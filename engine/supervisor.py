@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -18,18 +17,21 @@ from typing import Any, Callable
 from autoresearch_tui.engine.agent.claude import ClaudeSession
 from autoresearch_tui.engine.agent.lane import AgentSession, Lane
 from autoresearch_tui.engine.config import (
-    LANE_NAME_PATTERN, Config, ConfigError, LaneConfig, append_lane, parse_config,
+    Config, ConfigError, LaneConfig, append_lane, parse_config, valid_lane_name,
 )
 from autoresearch_tui.engine.config_changes import ConfigChanges, apply_live, diff_configs
 from autoresearch_tui.engine.core import ledger, policy
 from autoresearch_tui.engine.core.events import Event
 from autoresearch_tui.engine.core.lane_state import RUNNING, STOPPED
+from autoresearch_tui.engine.core.secrets import register_secrets_from_env
 from autoresearch_tui.engine.core.snapshot import FrontierView, LaneSnapshot, LiveMetrics, Snapshot
 from autoresearch_tui.engine.devices.host import device_layout
 from autoresearch_tui.engine.devices.leases import LeaseManager
+from autoresearch_tui.engine.devices.slots import Slot
 from autoresearch_tui.engine.environment import engine_environment
 from autoresearch_tui.engine.devices.monitoring import lane_chips, load_monitoring, read_device_figures
 from autoresearch_tui.engine.repo.merge import merge_lane
+from autoresearch_tui.engine.runners.ray_runner import RayRunner
 from autoresearch_tui.engine.runs.metrics import MetricsWatcher
 from autoresearch_tui.engine.runs.record import FrontierCache
 from autoresearch_tui.engine.runs.views import merge_preview, run_details
@@ -39,6 +41,15 @@ log = logging.getLogger(__name__)
 
 LANE_PUSH_S = 0.25
 """How often a changed lane's snapshot is pushed to clients."""
+
+
+def runner_platform(config: Config) -> str:
+    """The platform remote runs must report: [devices] platform when set, else what the
+    run asks Ray for (TPU, GPU, or neither: the CPU)."""
+    if config.devices.platform != "auto":
+        return config.devices.platform
+    resources = config.runner.resources
+    return "tpu" if "TPU" in resources else "gpu" if "GPU" in resources else "cpu"
 
 
 class EngineError(Exception):
@@ -53,13 +64,19 @@ class Engine:
         env: dict[str, str] | None = None,
         backoff_base_s: float = 2.0,
         with_tools: bool = True,
+        watchdog_period_s: float = 30.0,
+        storage_retry_s: float = 5.0,
     ):
         self.config = config
         self.workspace = Workspace(config)
         # The agent's CLI inherits the engine's environment (keys, base URL, cloud flags).
         self.env = engine_environment(env)
+        # Their exact values are redacted from every file and reply from now on.
+        register_secrets_from_env(self.env)
         self.backoff_base_s = backoff_base_s
         self.with_tools = with_tools
+        self.watchdog_period_s = watchdog_period_s
+        self.storage_retry_s = storage_retry_s
         self.lanes: dict[str, Lane] = {}
         self.started_at = time.time()
         self._subscribers: list[Callable[[Event], None]] = []
@@ -73,8 +90,18 @@ class Engine:
         self.device_figures: dict[str, dict[str, Any]] = {}
         # The host's device slots (a bad [devices] value is a ConfigError before any lane
         # starts) and the one lease manager every engine-run benchmark takes a slot from.
-        self.devices = device_layout(config)
-        self.leases = LeaseManager(self.devices.slots)
+        self.runner: RayRunner | None = None
+        if config.runner.kind == "ray":
+            # Runs go to the cluster (Ray queues and places them); this host's slots are unused.
+            self.devices = None
+            self.leases = LeaseManager([Slot(0, (0,), "cpu", whole_host=True)])
+            self.platform = runner_platform(config)
+            self.runner = RayRunner(config.runner, self.workspace.root, self.workspace.state_dir,
+                                    self.workspace.main_repo, env=self.env, on_reaped=self._reaped)
+        else:
+            self.devices = device_layout(config)
+            self.leases = LeaseManager(self.devices.slots)
+            self.platform = self.devices.platform
         self.scripted_model = None
         self.scripted_responses = None
         self.codex_provider: dict[str, Any] | None = None
@@ -124,15 +151,20 @@ class Engine:
             publish=self._publish,
             base_env=self.env,
             backoff_base_s=self.backoff_base_s,
+            storage_retry_s=self.storage_retry_s,
             with_tools=self.with_tools,
             ledger_view=self._ledger_view,
             session_factory=self._session_factory,
             leases=self.leases,
-            platform=self.devices.platform,
+            platform=self.platform,
+            runner=self.runner,
         )
         self.lanes[name] = lane
-        watcher = MetricsWatcher(name, self.workspace.runs_dir(name), lane.log_event, metric=self.config.experiment.metric)
-        watcher.scan_once(emit=False)  # state from disk; those events are already logged
+        # Its history (already logged) loads in the background once the engine starts: the
+        # socket answers first, however much metrics the lane has piled up.
+        watcher = MetricsWatcher(name, self.workspace.runs_dir(name), lane.log_event,
+                                 metric=self.config.experiment.metric,
+                                 max_metrics_bytes=int(self.config.experiment.max_metrics_mb * (1 << 20)))
         self.watchers[name] = watcher
         return lane
 
@@ -155,11 +187,17 @@ class Engine:
         task.add_done_callback(self._background.discard)
 
     async def start(self) -> None:
+        # What a killed engine left running ends first, all lanes at once, before any
+        # lane starts a benchmark that would compete with it for the chips.
+        await asyncio.gather(*(lane.end_leftovers() for lane in self.lanes.values()))
         for name in self.lanes:
             self._start_lane(name)
-        self._in_background(self._watchdog(), "idle-watchdog")
+        self._in_background(self._watchdog(self.watchdog_period_s), "watchdog")
         self._in_background(self._push_lane_snapshots(), "lane-snapshots")
         self._in_background(self._watch_config(), "config-watcher")
+        if self.runner is not None:
+            await self.runner.start()  # connects in the background; the header shows how it goes
+            return  # the accelerators are the cluster's, not this host's
         monitoring = await asyncio.to_thread(load_monitoring)
         if monitoring is not None:
             self._in_background(self._poll_device(monitoring), "device")
@@ -180,16 +218,34 @@ class Engine:
                 await asyncio.wait_for(self._watch_stop.wait(), timeout=period_s)
 
     async def _watchdog(self, period_s: float = 30.0) -> None:
-        """Revive lanes whose agent went quiet while they should be running."""
+        """Every running lane must have a live agent or a live benchmark: revive one that
+        has neither; nudge one whose agent went quiet; retry writes of lanes on hold."""
+        nudged_at: dict[str, float] = {}
         while not self._watch_stop.is_set():
             limit = self.config.loop.idle_nudge_minutes * 60  # a reload may change it
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._watch_stop.wait(), timeout=min(period_s, limit))
+            if self._watch_stop.is_set():
+                return
             now = time.time()
-            for lane in list(self.lanes.values()):
-                busy = lane.benchmark_running  # a long benchmark is not idleness
-                if lane.state == RUNNING and not busy and lane.idle_seconds(now) > limit:
-                    await lane.nudge(lane.idle_seconds(now))
+            for name, lane in list(self.lanes.items()):
+                try:
+                    if lane.storage_fault is not None:
+                        lane.try_recover_storage()
+                        continue
+                    if lane.state != RUNNING:
+                        continue
+                    problem = lane.liveness_problem()
+                    if problem:
+                        await lane.revive(problem)
+                        continue
+                    idle = lane.idle_seconds(now)
+                    # A long benchmark is not idleness; one nudge per quiet period.
+                    if not lane.benchmark_running and idle > limit and now - nudged_at.get(name, 0) > limit:
+                        nudged_at[name] = now
+                        await lane.nudge(idle)
+                except Exception:  # the watchdog itself must never die
+                    log.exception("watchdog: lane %s", name)
 
     async def _watch_config(self) -> None:
         """Reload autoresearch.toml whenever it changes (editors replace it: watch its folder)."""
@@ -278,6 +334,8 @@ class Engine:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*(lane.stop() for lane in self.lanes.values()), return_exceptions=True)
+        if self.runner is not None:
+            await self.runner.close()
         if self.scripted_model is not None:
             self.scripted_model.stop()
         if self.scripted_responses is not None:
@@ -311,8 +369,10 @@ class Engine:
             f"lane {lane} stopped (it stays stopped, also after an engine restart, until resumed)")
 
     def add_lane(self, name: str, focus: str = "") -> str:
-        if not re.match(LANE_NAME_PATTERN, name):
-            raise EngineError(f"invalid lane name {name!r}: letters, digits, '-', '_' and '.' only")
+        if not valid_lane_name(name):
+            raise EngineError(f"invalid lane name {name!r}: up to 40 letters, digits, '-', '_' and '.'")
+        if len(focus) > 20000 or "\x00" in focus:
+            raise EngineError("invalid focus: at most 20000 characters, no NUL byte")
         if name in self.lanes:
             raise EngineError(f"lane {name!r} already exists")
         # Recorded in autoresearch.toml (edited in place) so a restart keeps the lane.
@@ -347,7 +407,10 @@ class Engine:
             ledger.read_ledger, self.workspace.ledger_path(lane), self.config.experiment.metric)
         frontier = ledger.compute_frontier(rows, self.config.experiment.direction,
                                            self.config.experiment.metric)
-        return {"rows": [{k: v for k, v in r.items() if k != "line"} for r in rows],
+        # Each row with its verdict (source, confirmation, within noise, repeat of): the Runs
+        # tab shows the evidence as the ledger's own reader judged it.
+        return {"rows": [{**{k: v for k, v in r.items() if k != "line"},
+                          "verdict": frontier.per_run.get(r["run_id"])} for r in rows],
                 "frontier": frontier.to_dict(self.config.loop.plateau_runs), "warnings": warnings}
 
     async def run_details(self, lane: str, run_id: str) -> dict[str, Any]:
@@ -363,14 +426,29 @@ class Engine:
             snapshot.frontier = FrontierView(error=str(exc))
         watcher = self.watchers.get(name)
         if watcher is not None:
-            snapshot.metrics = LiveMetrics.from_dict(watcher.state.to_dict())
+            snapshot.metrics = LiveMetrics.from_dict(watcher.snapshot())
         snapshot.device = self.device_figures.get(name)  # absent (not zero) where nothing reports
-        snapshot.lease = self.leases.lane_status(name)  # waiting (with its place in line), leased, or None
+        # waiting (its place in line, or queued on the cluster), leased (slot or node), or None
+        snapshot.lease = (self.runner.lane_status(name) if self.runner is not None
+                          else self.leases.lane_status(name))
         return snapshot
 
-    def devices_snapshot(self) -> dict[str, Any]:
-        """Per slot leased or free, which lane, since when; the queue; the host's busy share."""
+    def devices_snapshot(self) -> dict[str, Any] | None:
+        """Per slot leased or free, which lane, since when; the queue; the host's busy share
+        (None when runs go to a cluster: see `cluster`)."""
+        if self.devices is None:
+            return None
         return {**self.devices.to_dict(), **self.leases.status()}
+
+    def _reaped(self, reaped: dict[str, Any]) -> None:
+        """What a previous engine left on the cluster and the runner just killed: say so in
+        the lanes it belonged to (actor names and worker folders start with "<lane>.<run_id>")."""
+        for lane in self.lanes.values():
+            mine = [item for item in reaped.get("actors", []) + reaped.get("processes", [])
+                    if item.startswith(f"{lane.name}.")]
+            if mine:
+                lane.emit("warning", where="runner", message="killed on the cluster what a previous engine "
+                          "left running: " + "; ".join(mine[:10]))
 
     def snapshot(self) -> dict[str, Any]:
         lanes = {name: self.lane_snapshot(name) for name in self.lanes}
@@ -386,6 +464,7 @@ class Engine:
             total_cost_usd=round(sum(lane.counters.cost_usd for lane in lanes.values()), 6),
             lanes=lanes,
             devices=self.devices_snapshot(),
+            cluster=self.runner.status() if self.runner is not None else None,
         ).to_dict()
 
     # ----------------------------------------------------------------- lane snapshot pushes

@@ -30,7 +30,7 @@ class Workspace:
 
     @property
     def state_dir(self) -> Path:
-        """Engine's own files (pid/lock, log); the socket lives elsewhere (see daemon)."""
+        """The engine's own files (lock, log, socket), mode 0700 (see engine/protocol.py)."""
         return self.root / ".autoresearch"
 
     @property

@@ -322,6 +322,7 @@ def append_event(lane_dir: str | Path, lane: str, type_: str, **fields: object) 
     """One event in the lane's events.jsonl (the engine's format, redacted); never raises."""
     try:
         events = core("events")
+        core("secrets").register_secrets_from_env(os.environ)  # the key in this hook's env too
         events.append_event(Path(lane_dir) / "events.jsonl",
                             events.make_event(lane, type_, source="hook", **fields))
     except Exception:

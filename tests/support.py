@@ -37,16 +37,18 @@ def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
 
 
 def make_workspace(root: Path, *, lanes=("a",), loop: str = "", experiment: str = "",
-                   repo_files: dict[str, str] | None = None, devices: str = "",
+                   repo_files: dict[str, str] | None = None, devices: str = "", runner: str = "",
                    agents: dict[str, str] | None = None, extra: str = "") -> Config:
-    """`agents` maps lane names to their agent (default claude); `extra` is more TOML."""
+    """`agents` maps lane names to their agent (default claude); `runner` is the [runner]
+    table's body; `extra` is more TOML."""
     make_repo(root / "raw" / "code" / "proj", repo_files)
     lane_tables = "\n".join(f'[[lanes]]\nname = "{name}"\n'
                              + (f'agent = "{agents[name]}"\n' if name in (agents or {}) else "")
                              for name in lanes)
     (root / "autoresearch.toml").write_text(
         f'[experiment]\nname = "exp"\nrepo = "raw/code/proj"\nbench_command = "python bench.py"\n'
-        f"{experiment}\n[loop]\n{loop}\n[devices]\n{devices}\n{lane_tables}\n{extra}"
+        f"{experiment}\n[loop]\n{loop}\n[devices]\n{devices}\n"
+        + (f"[runner]\n{runner}\n" if runner else "") + f"{lane_tables}\n{extra}"
     )
     return load_config(root / "autoresearch.toml")
 
@@ -85,3 +87,25 @@ def codex_binary() -> Path | None:
         return find_codex_binary("", os.environ)
     except AgentSetupError:
         return native_binary(REPO_ROOT / "node_modules")
+def record_measured(workspace, lane: str, status: str, description: str, value: float | None, *,
+                    confirm_runs: int = 0, dirty: list[str] | None = None) -> dict:
+    """record_run for a run as the engine leaves it after measuring the fork's HEAD: a summary
+    with the configured metric and run.json (the integration tests run the real thing; unit
+    tests of the ledger and of merges write the same two files)."""
+    import json
+
+    from autoresearch_tui.engine.runs.run_info import update_run_info
+    from autoresearch_tui.engine.runs.record import allocate_run, record_run
+
+    metric = workspace.config.experiment.metric
+    run_id, run_dir = allocate_run(workspace, lane)
+    summary = {"v": 1, "kind": "summary", metric: value}
+    if metric == "step_time_ms" and value is not None:
+        summary = {"v": 1, "kind": "summary", "step_time_median_s": value / 1000}
+    if value is not None:  # None: a run that crashed before its summary
+        (run_dir / "metrics.jsonl").write_text(json.dumps(summary) + "\n")
+    commit = git(workspace.fork_dir(lane), "rev-parse", "HEAD").strip()
+    update_run_info(run_dir, run_id=run_id, lane=lane, purpose="benchmark",
+                    status="ok" if value is not None else "crash",
+                    commit=commit, dirty=dirty or [])
+    return record_run(workspace, lane, status, description, run_dir=run_id, confirm_runs=confirm_runs)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import pkgutil
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -27,10 +27,14 @@ CORE = REPO_ROOT / "engine" / "core"
 
 
 def test_the_wheel_installs_exactly_one_top_level_package(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
-                           str(REPO_ROOT)], capture_output=True, text=True, timeout=600)
+    # Built from a copy: setuptools leaves build/ and *.egg-info behind in the tree it builds.
+    source = tmp_path / "source"
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "node_modules", "*.egg-info", "__pycache__", ".pytest_cache"))
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
+                           str(source)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    (wheel,) = tmp_path.glob("*.whl")
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top = sorted({name.split("/")[0] for name in names if ".dist-info/" not in name})
     assert top == ["autoresearch_tui"]
@@ -42,12 +46,12 @@ def test_the_wheel_installs_exactly_one_top_level_package(tmp_path):
     assert not any(name.startswith(("autoresearch_tui/tests/", "autoresearch_tui/bench/")) for name in names)
 
 
-def test_import_contracts_hold():
+def test_import_contracts_hold(monkeypatch):
     """Layers cli -> tui -> engine, a stdlib-only core, a TUI on the client side only, and
     status/stop/attach without the agent SDK (pyproject.toml [tool.importlinter])."""
     from importlinter.application.use_cases import lint_imports
 
-    os.chdir(REPO_ROOT)  # lint_imports reads pyproject.toml from the current folder
+    monkeypatch.chdir(REPO_ROOT)  # lint_imports reads pyproject.toml from the current folder
     assert lint_imports() == 0
 
 

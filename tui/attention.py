@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f;]")
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f;]")  # C0, DEL, C1 (U+009C ends an OSC too) and ';'
 
 
 def _safe(text: str, limit: int = 200) -> str:

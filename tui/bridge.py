@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,11 @@ class EngineBridge:
         self.target: MessagePump | None = None
         """Who hears about a lost connection (the app sets itself)."""
         self.connected_at: float | None = None
+        self.resyncs = 0
+        self._resync_task: asyncio.Task | None = None
+        self._held: list[dict[str, Any]] | None = None
+        self.last_seen_ts = 0.0
+        self.subscribed_at = 0.0
 
     @property
     def connected(self) -> bool:
@@ -62,6 +68,7 @@ class EngineBridge:
             last = self.store.feed(selected).last_ts
             since = last if last else since
         await self.client.request("subscribe", lanes=None, since=since)
+        self.subscribed_at = since
         self._reader = asyncio.create_task(self._read(self.client), name="engine-events")
         return selected
 
@@ -84,9 +91,43 @@ class EngineBridge:
     async def _read(self, client: EngineClient) -> None:
         ingest = self.store.ingest
         async for event in client.stream():
+            if self._held is not None:  # resyncing: what arrives now is sorted out afterwards
+                self._held.append(event)
+                continue
+            if event.get("type") == "resync" and client is self.client:
+                ingest(event)  # the store shows it
+                self._held = []
+                self._resync_task = asyncio.create_task(self.resync(client), name="engine-resync")
+                continue
+            ts = event.get("ts")
+            if isinstance(ts, (int, float)):
+                self.last_seen_ts = max(self.last_seen_ts, ts)
             ingest(event)
         if client is self.client and self.target is not None:
             self.target.post_message(self.Lost("the engine closed the connection"))
+
+    async def resync(self, client: EngineClient) -> None:
+        """The engine dropped events this UI was too slow to take: take a new snapshot and
+        replay from disk everything after the last event seen, each event once."""
+        try:
+            snapshot = (await client.request("snapshot"))["snapshot"]
+            self.store.set_snapshot(snapshot)
+            await client.request("subscribe", lanes=None, since=self.last_seen_ts or self.subscribed_at)
+        except EngineClientError:
+            self._held = None
+            return  # the connection is gone: on_disconnect says so
+        held, self._held = self._held or [], None
+        seen: set[str] = set()
+        for event in sorted(held, key=lambda e: e.get("ts", 0) if isinstance(e.get("ts"), (int, float)) else 0):
+            key = json.dumps(event, sort_keys=True, default=str)
+            if key in seen:  # both in flight before the resync and replayed from disk
+                continue
+            seen.add(key)
+            ts = event.get("ts")
+            if isinstance(ts, (int, float)):
+                self.last_seen_ts = max(self.last_seen_ts, ts)
+            self.store.ingest(event)
+        self.resyncs += 1
 
     async def close(self) -> None:
         client, self.client = self.client, None

@@ -24,6 +24,17 @@ DECISION_TYPES = frozenset({
     "injection", "stop_blocked", "stop_allowed", "retrospective", "merge", "error",
     "tool_denied", "user_message", "warning", "config",
 })
+
+
+def _is_decision(event: dict[str, Any]) -> bool:
+    """Events that are decisions only in some forms: a lane needing attention, a confirmation's
+    verdict, a failed correctness check."""
+    kind = event.get("type")
+    return ((kind == "lane_state" and event.get("state") == "needs_attention")
+            or (kind == "confirmation" and event.get("phase") == "finished")
+            or (kind == "check_finished" and not event.get("passed")))
+
+
 STATE_ICONS = {
     "starting": ("◌", "starting"),
     "running": ("●", "running"),
@@ -82,7 +93,7 @@ class LaneFeed:
             self.lines.extend(lines)
             self.total += len(lines)
         kind = event.get("type")
-        if kind in DECISION_TYPES or (kind == "lane_state" and event.get("state") == "needs_attention"):
+        if kind in DECISION_TYPES or _is_decision(event):
             self.decisions.append(decision_row(event))
             self.decisions_total += 1
 

@@ -30,8 +30,8 @@ from claude_agent_sdk import (
 )
 
 from autoresearch_tui.engine.agent.lane import NeedsUserError
-from autoresearch_tui.engine.agent.processes import guarded_cli_path
-from autoresearch_tui.engine.agent.tools import LaneTools, ToolSpec
+from autoresearch_tui.engine.agent.processes import AGENT_PIDFILE_VAR, guarded_cli_path
+from autoresearch_tui.engine.agent.tools import LaneTools, ToolAnswer, ToolSpec
 from autoresearch_tui.engine.core.tools import GUARDED_WRITE_TOOLS, TOOL_SERVER_NAME, tool_id
 
 if TYPE_CHECKING:
@@ -86,13 +86,31 @@ class ClaudeSession:
         self.lane = lane
         self._client: ClaudeSDKClient | None = None
         self._seen_message_ids: set[str] = set()
+        self._pidfile = lane.workspace.state_dir / "procs" / f"agent-{lane.name}.pid"
+        self.pid: int | None = None
+        """The CLI's pid (the watchdog checks it is alive); None until the session is open."""
         self._auth_failure: str | None = None
         """What the CLI said when it found no credentials (this turn)."""
 
     async def __aenter__(self) -> "ClaudeSession":
+        self._pidfile.parent.mkdir(parents=True, exist_ok=True)
+        self._pidfile.unlink(missing_ok=True)
         self._client = ClaudeSDKClient(options=self.options())
         await self._client.__aenter__()
+        self.pid = self._read_pid()
         return self
+
+    def _read_pid(self) -> int | None:
+        """From the guarded wrapper's pid file, else from the SDK's process (private API)."""
+        try:
+            text = self._pidfile.read_text().strip()
+            if text.isdigit():
+                return int(text)
+        except OSError:
+            pass
+        process = getattr(getattr(self._client, "_transport", None), "_process", None)
+        pid = getattr(process, "pid", None)
+        return pid if isinstance(pid, int) else None
 
     async def __aexit__(self, *exc_info: Any) -> None:
         client, self._client = self._client, None
@@ -123,7 +141,7 @@ class ClaudeSession:
             allowed += [tool_id(spec.name) for spec in specs]
         return ClaudeAgentOptions(
             cwd=str(lane.workspace.fork_dir(lane.name)),
-            env=lane.agent_env(),
+            env={**lane.agent_env(), AGENT_PIDFILE_VAR: str(self._pidfile)},
             permission_mode=agent.permission_mode,
             allowed_tools=allowed,
             model=agent.model or None,
@@ -249,7 +267,11 @@ def _sdk_tool(spec: ToolSpec):
     """An engine tool as claude-agent-sdk's in-process MCP tool."""
 
     async def call(args: dict[str, Any]) -> dict[str, Any]:
-        answer = await spec.call(args)
+        try:
+            answer = await spec.call(args)
+        except Exception as exc:  # every tool call gets an answer, whatever broke
+            log.exception("tool %s failed", spec.name)
+            answer = ToolAnswer(f"{spec.name} failed: {type(exc).__name__}: {exc}", is_error=True)
         result: dict[str, Any] = {"content": [{"type": "text", "text": answer.text}]}
         if answer.is_error:
             result["is_error"] = True

@@ -19,18 +19,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import logging
 import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from autoresearch_tui.engine.agent.processes import GROUP_RECORD, OWNER_VAR, owner_tag
+from autoresearch_tui.engine.agent.processes import alive as process_alive
 from autoresearch_tui.engine.agent.prompts import lane_variables, loop_program
 from autoresearch_tui.engine.agent.reinjection import lane_state_block
 from autoresearch_tui.engine.config import Config
 from autoresearch_tui.engine.core import policy
 from autoresearch_tui.engine.core.events import Event, EventLog, make_event
-from autoresearch_tui.engine.core.files import atomic_write_json
+from autoresearch_tui.engine.core.files import atomic_write_json, describe_write_error
 from autoresearch_tui.engine.core.lane_state import (
     IDLE_STATES, NEEDS_ATTENTION, PAUSED, PAUSING, RUNNING, STARTING, STOPPED, STOPPING,
     LaneRecord, LaneRecordError,
@@ -40,6 +43,10 @@ from autoresearch_tui.engine.core.skills import condensed_program, render_skill
 from autoresearch_tui.engine.devices.leases import LeaseManager
 from autoresearch_tui.engine.devices.slots import Slot
 from autoresearch_tui.engine.environment import agent_environment, lane_environment
+from autoresearch_tui.engine.runners.ray_runner import RayRunner
+from autoresearch_tui.engine.runs.metrics import CACHE_FILENAME, METRICS_FILENAME
+from autoresearch_tui.engine.runs.run_info import RUN_INFO
+from autoresearch_tui.engine.repo.frozen import is_frozen
 from autoresearch_tui.engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -62,6 +69,7 @@ class AgentSession(Protocol):
     async def __aexit__(self, *exc_info: Any) -> None: ...
     async def turn(self, prompt: str) -> None: ...
     async def interrupt(self) -> None: ...
+    # Optionally `pid: int | None`, the agent's process, which the watchdog checks is alive.
 
 
 class Lane:
@@ -75,11 +83,13 @@ class Lane:
         base_env: dict[str, str] | None = None,
         backoff_base_s: float = 2.0,
         backoff_max_s: float = 300.0,
+        storage_retry_s: float = 5.0,
         with_tools: bool = True,
         ledger_view: Callable[[str], policy.LedgerView] | None = None,
         session_factory: Callable[["Lane"], AgentSession],
         leases: LeaseManager | None = None,
         platform: str = "cpu",
+        runner: RayRunner | None = None,
     ):
         self.name = name
         self.config = config
@@ -89,6 +99,7 @@ class Lane:
         self._base_env = dict(base_env or {})
         self._backoff_base_s = backoff_base_s
         self._backoff_max_s = backoff_max_s
+        self._storage_retry_s = storage_retry_s
         self.with_tools = with_tools
         """Whether the agent gets the engine's tools (agent/tools.py)."""
         self._ledger_view = ledger_view or (lambda lane: policy.LedgerView())
@@ -97,9 +108,16 @@ class Lane:
         """The engine's one lease manager: every benchmark this lane runs takes a slot from it."""
         self.platform = platform
         """The platform the lane's runs must report (fallback detection)."""
+        self.runner = runner
+        """[runner] kind = "ray": the cluster the lane's benchmarks run on (None: this host's slots)."""
 
         workspace.lane_dir(name).mkdir(parents=True, exist_ok=True)
         self.events = EventLog(workspace.events_path(name))
+        self.storage_fault: str | None = None
+        """Why the lane's own files cannot be written now ("disk full at ..."), else None."""
+        self.failed_saves = 0
+        self._resume_after_fault: str | None = None
+        self._recovery: asyncio.Task | None = None
         self.record = self._load_record()
         if self.record.agent != self.agent:
             if self.record.session_id:
@@ -121,6 +139,8 @@ class Lane:
         self._in_turn = False
         self._why_continue = "resumed"
         self.benchmark_running = False
+        self._dead_agent_checks = 0
+        self._revived = False
         self.api_retry: dict[str, Any] | None = None
         """While the agent's CLI retries the API: attempt, max_retries, delay_s, error, message."""
         self.interrupted = False
@@ -152,14 +172,22 @@ class Lane:
         return self.config.lane(self.name).agent if self._configured() else "claude"
 
     def emit(self, type: str, **fields: Any) -> Event:
-        event = self.events.append(make_event(self.name, type, **fields))
+        event = self._log(make_event(self.name, type, **fields))
         self.record.last_activity = event["ts"]
-        self._publish(event)
         return event
 
     def log_event(self, event: Event) -> None:
         """Log and publish an event made elsewhere (metrics watcher, benchmark runner)."""
-        self._publish(self.events.append(event))
+        self._log(event)
+
+    def _log(self, event: Event) -> Event:
+        """Write and publish one event. Never raises: a disk that refuses the write puts
+        the lane on hold until it accepts writes again (see _storage_failed)."""
+        written = self.events.append(event)
+        if self.events.error is not None:
+            self._storage_failed(self.events.error, self.events.path)
+        self._publish(written)
+        return written
 
     def set_state(self, state: str, reason: str = "") -> None:
         if state == self.record.state:
@@ -173,8 +201,68 @@ class Lane:
         self.save()
         self.emit("lane_state", state=state, previous=previous, reason=reason)
 
-    def save(self) -> None:
-        atomic_write_json(self.workspace.lane_json(self.name), self.record.to_dict())
+    def save(self) -> bool:
+        """Write lane.json; False (and the lane on hold) when the disk refuses it."""
+        path = self.workspace.lane_json(self.name)
+        try:
+            atomic_write_json(path, self.record.to_dict())
+        except OSError as exc:
+            self.failed_saves += 1
+            self._storage_failed(exc, path)
+            return False
+        return True
+
+    # ----------------------------------------------------------------- a disk that refuses writes
+    def _storage_failed(self, exc: OSError, path: Path) -> None:
+        """The lane's events or lane.json could not be written (ENOSPC, EIO...).
+
+        The lane must not die of it: it is put in needs_attention ("disk full at ..."), the
+        agent is interrupted (its work could not be recorded), and writes are retried every
+        few seconds; once they succeed the lane goes on by itself (try_recover_storage)."""
+        if self.storage_fault is not None:
+            return
+        self.storage_fault = describe_write_error(exc, path)
+        log.warning("lane %s: %s; the lane waits and retries every %gs",
+                    self.name, self.storage_fault, self._storage_retry_s)
+        if self.state in (RUNNING, STARTING, PAUSING):
+            self._resume_after_fault = RUNNING if self.state != PAUSING else PAUSED
+            self.set_state(NEEDS_ATTENTION, self.storage_fault)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a synchronous caller): the watchdog retries
+        if self._recovery is None or self._recovery.done():
+            self._recovery = loop.create_task(self._retry_storage(), name=f"lane-{self.name}-storage")
+        if self._in_turn:
+            loop.create_task(self._interrupt(timeout=10))
+
+    async def _retry_storage(self) -> None:
+        while self.storage_fault is not None:
+            await asyncio.sleep(self._storage_retry_s)
+            self.try_recover_storage()
+
+    def try_recover_storage(self) -> bool:
+        """Retry the writes that failed; True when the lane's files are writable again."""
+        if self.storage_fault is None:
+            return True
+        if not self.events.retry():
+            return False
+        try:
+            atomic_write_json(self.workspace.lane_json(self.name), self.record.to_dict())
+        except OSError:
+            return False
+        fault, self.storage_fault = self.storage_fault, None
+        lost = self.events.lost
+        note = f"; {lost} events could not be written and are lost" if lost else "; no event was lost"
+        log.warning("lane %s: writes work again after: %s%s", self.name, fault, note)
+        resume, self._resume_after_fault = self._resume_after_fault, None
+        if resume and self.state == NEEDS_ATTENTION and self.record.needs_attention_reason == fault:
+            self._why_continue = f"the lane was on hold ({fault}); writes work again"
+            self.set_state(resume, f"writes work again after: {fault}{note}")
+            self._wake.set()
+        else:
+            self.emit("warning", where="storage", message=f"writes work again after: {fault}{note}")
+        return True
 
     def snapshot(self) -> LaneSnapshot:
         """The lane's own part of its snapshot (the engine adds frontier, metrics, device)."""
@@ -187,6 +275,8 @@ class Lane:
             fork=str(self.workspace.fork_dir(self.name)),
             focus=self.config.lane(self.name).focus if self._configured() else "",
             model=(self.config.agent.codex.model if self.agent == "codex" else self.config.agent.model) or "",
+            storage={"fault": self.storage_fault, "lost_events": self.events.lost,
+                     "pending_events": self.events.pending, "failed_saves": self.failed_saves},
             api_retry=dict(self.api_retry) if self.api_retry else None,
         )
 
@@ -229,6 +319,9 @@ class Lane:
             return f"lane {self.name} is already running"
         if self.state == STOPPING:
             return f"lane {self.name} is stopping; resume it once it has stopped"
+        if self.storage_fault is not None and not self.try_recover_storage():
+            return (f"lane {self.name} is on hold: {self.storage_fault}; it goes on by itself "
+                    "once its files can be written")
         self.record.counters.consecutive_failures = 0
         self.record.user_hold = ""
         self.set_state(RUNNING, "resumed by the user")
@@ -263,7 +356,8 @@ class Lane:
         idle = f"{idle_s / 60:.0f} minutes" if idle_s >= 90 else f"{idle_s:.0f} s"
         reason = f"no activity for {idle} while running"
         self._why_continue = f"nudged: {reason}"
-        self.emit("injection", kind="nudge", reason=reason)
+        # Not activity: a lane that only gets nudged must keep looking idle.
+        self._log(make_event(self.name, "injection", kind="nudge", reason=reason))
         await self._interrupt(timeout=10)
 
     async def _interrupt(self, timeout: float) -> None:
@@ -284,7 +378,7 @@ class Lane:
         working (and spending) on its own. Whatever still runs in the lane's folder
         afterwards is terminated.
         """
-        from autoresearch_tui.engine.agent.processes import kill_orphans
+        from autoresearch_tui.engine.agent.processes import end_lane_processes
 
         if by_user:
             self.record.user_hold = STOPPED
@@ -300,7 +394,10 @@ class Lane:
                 self.emit("warning", where="stop", message=f"the session did not close within {timeout:.0f}s")
                 self._task.cancel()
                 await asyncio.wait({self._task}, timeout=5)
-        leftovers = await asyncio.to_thread(kill_orphans, self.workspace.lane_dir(self.name))
+        if self.runner is not None and not await self.runner.wait_lane_idle(self.name):
+            self.emit("warning", where="runner", message="the lane's run on the cluster was not reported "
+                      "gone in time; the cluster may still be stopping it")
+        leftovers = await asyncio.to_thread(end_lane_processes, self.workspace.lane_dir(self.name))
         if leftovers:
             self.emit("warning", where="stop", message="terminated processes left in the lane: "
                       + "; ".join(leftovers))
@@ -308,8 +405,56 @@ class Lane:
         self.save()
         self.events.close()
 
+    # ----------------------------------------------------------------- liveness (the watchdog)
+    def liveness_problem(self) -> str | None:
+        """Why a running lane has neither a live agent nor a live benchmark, else None.
+
+        Between sessions (starting, backing off after a failure) there is legitimately no
+        agent; a session whose agent process is gone for two checks in a row is dead."""
+        if self._task is None or self._task.done():
+            return "the lane's task had ended"
+        session = self._session
+        if self.benchmark_running or session is None:
+            self._dead_agent_checks = 0
+            return None
+        pid = getattr(session, "pid", None)
+        if pid is None or process_alive(pid):
+            self._dead_agent_checks = 0
+            return None
+        self._dead_agent_checks += 1
+        return f"the agent process (pid {pid}) is gone" if self._dead_agent_checks >= 2 else None
+
+    async def revive(self, reason: str) -> None:
+        """Restart a running lane that has no live agent and no live benchmark."""
+        log.warning("lane %s: %s: restarting it", self.name, reason)
+        self.emit("warning", where="watchdog", message=f"{reason}: the lane is restarted")
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=10)
+        self._session = None
+        self._in_turn = False
+        self._dead_agent_checks = 0
+        self.record.counters.restarts += 1
+        self._why_continue = f"the engine's watchdog restarted the lane: {reason}"
+        self._revived = True
+        self.start()
+
     # ----------------------------------------------------------------- the session loop
     async def _run(self) -> None:
+        """The lane's task. It never ends with an exception: whatever escapes the session
+        loop is logged and flags the lane (the engine's watchdog revives a running lane
+        whose task is gone)."""
+        try:
+            await self._run_lane()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("lane %s: the lane's task failed", self.name)
+            self.emit("error", where="lane", message=_describe_exception(exc))
+            self.set_state(NEEDS_ATTENTION, f"internal error: {_describe_exception(exc)}")
+
+    async def _run_lane(self) -> None:
         # A new start (engine restart or the user's resume) counts failures afresh.
         self.record.counters.consecutive_failures = 0
         await self._close_interrupted_run()
@@ -333,7 +478,11 @@ class Lane:
             self.set_state(PAUSED, "paused by the user: resume the lane to continue")
         elif not (resumed and self.state == NEEDS_ATTENTION):
             self.set_state(RUNNING, "resuming session" if resumed else "starting session")
-        prompt = self._resume_prompt() if resumed else self.start_prompt()
+        if self._revived:
+            self._revived = False
+            prompt = self._continue_prompt(self._why_continue)
+        else:
+            prompt = self._resume_prompt() if resumed else self.start_prompt()
         while self.state not in (STOPPING, STOPPED):
             try:
                 await self._run_session(prompt)
@@ -346,8 +495,27 @@ class Lane:
             except Exception as exc:
                 if self.state in (STOPPING, STOPPED):
                     break
-                await self._after_failure(exc)
+                try:
+                    await self._after_failure(exc)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the failure handler itself failed: wait, then go on
+                    log.exception("lane %s: handling a session failure failed", self.name)
+                    await asyncio.sleep(self._backoff_max_s / 10)
                 prompt = self._continue_prompt("the agent process failed and was restarted")
+            else:
+                prompt = self._continue_prompt(self._why_continue)
+
+    async def end_leftovers(self) -> list[str]:
+        """End what a previous engine of this lane left running (its tagged processes and
+        benchmark process groups), before this lane starts anything."""
+        from autoresearch_tui.engine.agent.processes import end_lane_processes
+
+        ended = await asyncio.to_thread(end_lane_processes, self.workspace.lane_dir(self.name))
+        if ended:
+            self.emit("warning", where="restart",
+                      message="stopped processes a previous engine left in this lane: " + "; ".join(ended))
+        return ended
 
     async def _close_interrupted_run(self) -> None:
         """A run the previous engine started and never finished is closed as cancelled."""
@@ -363,13 +531,9 @@ class Lane:
             self.emit(type, **fields)
 
     async def _prepare_fork(self) -> None:
-        from autoresearch_tui.engine.agent.processes import kill_orphans
         from autoresearch_tui.engine.repo.forks import prepare_fork  # git work: off the event loop
 
-        stopped = await asyncio.to_thread(kill_orphans, self.workspace.lane_dir(self.name))
-        if stopped:
-            self.emit("warning", where="restart",
-                      message="stopped processes a previous engine left in this lane: " + "; ".join(stopped))
+        await self.end_leftovers()
         info = await asyncio.to_thread(prepare_fork, self.workspace, self.name)
         if info.created:
             self.emit("fork", path=str(info.path), branch=info.branch, linked=info.linked)
@@ -507,6 +671,10 @@ class Lane:
     def decide_stop(self, last_message: str | None) -> str | None:
         """The agent tries to end its turn: the block message to send it, or None to allow."""
         last = last_message or self._last_assistant_text
+        if self.storage_fault is not None:
+            reason = f"{self.storage_fault}: the agent waits until the lane's files can be written"
+            self.emit("stop_allowed", kind="paused", reason=reason)
+            return None
         spent = self.budget_spent()
         view = self._safe_ledger_view()  # read once: the decision and the message share it
         decision = policy.decide_stop(
@@ -558,14 +726,38 @@ class Lane:
         return "\n\n".join(parts) if parts else None
 
     def check_write(self, tool: str, raw_path: str, cwd: Path | None) -> str | None:
-        """The write guard: None when `tool` may write `raw_path`, else the reason it may not."""
+        """The write guard: None when `tool` may write `raw_path`, else the reason it may not.
+
+        The agent may write its fork, retrospectives/, notes of its own in the lane folder
+        and files under a run folder; never outside the lane folder, and never the files the
+        engine keeps there (engine_owned), nor the frozen files in the fork."""
         base = cwd or self.workspace.fork_dir(self.name)
         target = Path(raw_path).resolve() if os.path.isabs(raw_path) else (base / raw_path).resolve()
         allowed = self.workspace.lane_dir(self.name).resolve()
         if target == allowed or allowed in target.parents:
+            owned = engine_owned(target.relative_to(allowed).parts)
+            if owned is None:
+                return self._check_frozen(tool, target)
+            reason = (f"autoresearch write guard: {tool} to {target} is refused: the engine keeps that "
+                      f"file ({owned}). Report runs with record_run; keep notes in "
+                      f"{self.workspace.retrospectives_dir(self.name)} or your fork.")
+        else:
+            reason = (f"autoresearch write guard: {tool} to {target} is outside this lane's folder "
+                      f"{allowed}. Edit files in your fork {self.workspace.fork_dir(self.name)} only.")
+        self.emit("tool_denied", tool=tool, path=str(target), reason=reason)
+        return reason
+
+    def _check_frozen(self, tool: str, target: Path) -> str | None:
+        frozen = self.config.experiment.frozen
+        fork = self.workspace.fork_dir(self.name).resolve()
+        if not frozen or fork not in target.parents:
             return None
-        reason = (f"autoresearch write guard: {tool} to {target} is outside this lane's folder "
-                  f"{allowed}. Edit files in your fork {self.workspace.fork_dir(self.name)} only.")
+        relative = target.relative_to(fork).as_posix()
+        if not is_frozen(relative, frozen):
+            return None
+        reason = (f"autoresearch write guard: {relative} is frozen ([experiment] frozen = "
+                  f"{list(frozen)}): these files define how runs are measured, so changing them would "
+                  "change the measurement, not the code being measured. Change the workload instead.")
         self.emit("tool_denied", tool=tool, path=str(target), reason=reason)
         return reason
 
@@ -580,12 +772,17 @@ class Lane:
 
         Unless `[devices] agent_shell_device` is true, the agent's own shell sees no
         accelerator: only leased runs (`run_env`) do."""
-        return agent_environment(self.config, self.workspace, self.name, self._base_env)
+        return self._owned(agent_environment(self.config, self.workspace, self.name, self._base_env))
 
     def run_env(self) -> dict[str, str]:
         """The environment of the benchmarks the engine runs for this lane (before the slot's
         own variables are added)."""
-        return lane_environment(self.config, self.workspace, self.name, self._base_env)
+        return self._owned(lane_environment(self.config, self.workspace, self.name, self._base_env))
+
+    def _owned(self, env: dict[str, str]) -> dict[str, str]:
+        # Inherited by every process the lane starts: the only ones the engine ever ends.
+        env[OWNER_VAR] = owner_tag(self.workspace.lane_dir(self.name))
+        return env
 
     def _block_message(self, decision: policy.StopDecision, view: policy.LedgerView) -> str:
         messages = self._take_pending_messages()
@@ -648,6 +845,26 @@ class Lane:
     def _drain_messages_prompt(self) -> str:
         return "\n\n".join([self._take_pending_messages(),
                             "[autoresearch] Then continue the loop."])
+
+
+def engine_owned(parts: tuple[str, ...]) -> str | None:
+    """What the engine keeps at this path inside a lane folder (None: the agent may write it)."""
+    if len(parts) == 1:
+        name = parts[0]
+        if name == "results.tsv" or name.startswith(".results.tsv"):
+            return "the lane's ledger"
+        if name.startswith("lane.json") or name.startswith(".lane.json"):
+            return "the lane's state"
+        if fnmatch.fnmatchcase(name, "events*.jsonl") or name.startswith(".events"):
+            return "the lane's event log"
+    if len(parts) == 3 and parts[0] == "runs":
+        if parts[2] == "run.log":
+            return "the run's log, written by the engine's benchmark runner"
+        if parts[2] == RUN_INFO:
+            return "the run's record (how it ended), written by the engine"
+        if parts[2] in (METRICS_FILENAME, CACHE_FILENAME, GROUP_RECORD):
+            return "the run's measurements, written by the benchmark itself"
+    return None
 
 
 def _describe_exception(exc: BaseException) -> str:

@@ -27,7 +27,27 @@ def lane_variables(config, workspace, lane: str) -> dict[str, str]:
         "focus": focus,
         "focus_block": f"\n## This lane's focus\n{focus}\n" if focus else "",
         "device_note": device_note(config),
+        "evidence_note": evidence_note(config),
     }
+
+
+def evidence_note(config) -> str:
+    """What counts as evidence in this lane: frozen files, confirmation, the check."""
+    experiment = config.experiment
+    parts = ["Only what the engine measured counts: `record_run` records the value `run_benchmark` "
+             "measured and the commit it measured (commit before you run; a run on uncommitted "
+             "changes cannot be a keep)."]
+    if experiment.frozen:
+        parts.append(f"These files are frozen and may not change: {', '.join(f'`{g}`' for g in experiment.frozen)}. "
+                     "They define the measurement: a change there changes what is measured, not how fast "
+                     "the code is, so edits are denied and runs on a changed frozen file are refused.")
+    if experiment.confirm_runs:
+        parts.append(f"A keep that would be a new best is re-measured {experiment.confirm_runs} more times, "
+                     "alternating with the current best, before it counts: a lucky single run does not.")
+    if experiment.check_command.strip():
+        parts.append(f"Before a keep counts, `{experiment.check_command}` checks its correctness; a "
+                     "failing check makes it a discard.")
+    return " ".join(parts)
 
 
 def device_note(config) -> str:

@@ -1,20 +1,27 @@
 """Events: one JSON object per line, `{"ts", "lane", "type", ...}` (docs/architecture.md).
 
 Everything the engine knows goes to disk first (events.jsonl per lane); subscribers
-(the socket, `run --events-jsonl`) only see what was already written. Every string is
+(the socket, `run --events-jsonl`) see each event as it was written. A disk that refuses a
+write (full, failing) delays the line, never the lane (see EventLog). Every string is
 redacted before it is written, so a credential echoed by a tool never reaches a log.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
 import re
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
+
+# The one redactor lives in secrets.py; events re-export it (`events.redact`).
+from .secrets import redact, redact_values  # noqa: F401
 
 EVENT_TYPES = (
     "lane_state", "assistant_text", "tool_use", "tool_result", "tool_denied", "injection",
@@ -22,6 +29,8 @@ EVENT_TYPES = (
     "run_finished", "run_recorded", "metric", "profile_summary", "merge", "fork", "error",
     "warning", "cost", "user_message", "session", "api_retry", "config",
     "lease_wait", "lease_acquired", "lease_released", "lease_cancelled",
+    "cluster_queued", "cluster_started",
+    "claim_ignored", "check_started", "check_finished", "confirmation",
 )
 """Every type the engine and the hooks write (a test checks the code against this list)."""
 STEP_TYPE = "step"
@@ -37,31 +46,19 @@ TIME_KEYS = re.compile(r"^(ts|since|before|last_activity|replayed_until)$|_(at|t
 Event = dict[str, Any]
 Subscriber = Callable[[Event], None]
 
-# Values that look like credentials never reach a log (a tool result may echo env vars).
-_SECRET_PATTERNS = [
-    re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"),
-    re.compile(r"(?i)((?:api[_-]?key|auth[_-]?token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"),
-]
+KEEP_SEGMENTS = 16
+"""Rotated segments kept per log (16 x 64 MB = 1 GB per lane); older ones are deleted."""
+PENDING_LIMIT_BYTES = 8 * 1024 * 1024
+"""Events kept in memory while the disk refuses writes; past this the oldest are lost (counted)."""
 
 
-def redact(text: str) -> str:
-    for pattern in _SECRET_PATTERNS:
-        if pattern.groups:
-            text = pattern.sub(lambda m: m.group(1) + "[redacted]", text)
-        else:
-            text = pattern.sub("[redacted]", text)
-    return text
+_C1_ESCAPES = {code: f"\\u{code:04x}" for code in (0x7F, *range(0x80, 0xA0))}
 
 
-def redact_values(value: Any) -> Any:
-    """Redact every string inside an event (before JSON escaping hides line breaks)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {key: redact_values(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact_values(item) for item in value]
-    return value
+def dumps(value: Any) -> str:
+    """One JSON line of text: UTF-8 as is, but DEL and C1 controls escaped (\\u009d), so a log shown
+    with `cat` or `tail -f` cannot drive the terminal (json escapes C0 itself)."""
+    return json.dumps(value, ensure_ascii=False, default=str).translate(_C1_ESCAPES)
 
 
 def tidy_number(value: float) -> float:
@@ -95,7 +92,7 @@ def make_event(lane: str, type: str, **fields: Any) -> Event:
 
 def encode_event(event: Event) -> str:
     """The event's line in events.jsonl (redacted, with its newline)."""
-    return json.dumps(tidy_numbers(redact_values(event)), ensure_ascii=False, default=str) + "\n"
+    return dumps(tidy_numbers(redact_values(event))) + "\n"
 
 
 def append_event(path: Path | str, event: Event) -> None:
@@ -111,45 +108,110 @@ def append_event(path: Path | str, event: Event) -> None:
 
 
 class EventLog:
-    """Append-only events.jsonl with size-based rotation that never drops a line.
+    """Append-only events.jsonl with size-based rotation and a retention limit.
 
     Rotation renames `events.jsonl` to `events.<n>.jsonl` (n increasing), so readers can
-    walk all segments in order with `segments()`.
+    walk all segments in order with `segments()`; only the newest `keep_segments` rotated
+    segments are kept.
+
+    A write never raises: when the disk refuses it (ENOSPC, EIO, ...) the event stays in a
+    bounded in-memory backlog and is written, whole and in order, by the next append or
+    `retry()` that succeeds; events pushed out of a full backlog are counted in `lost`.
+    `error` is the last failure while writes fail, None once they work again.
     """
 
-    def __init__(self, path: Path, rotate_bytes: int = 64 * 1024 * 1024):
+    def __init__(self, path: Path, rotate_bytes: int = 64 * 1024 * 1024,
+                 keep_segments: int = KEEP_SEGMENTS, pending_limit_bytes: int = PENDING_LIMIT_BYTES):
         self.path = Path(path)
         self.rotate_bytes = rotate_bytes
+        self.keep_segments = keep_segments
+        self.pending_limit_bytes = pending_limit_bytes
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._fd: int | None = None
+        self._size = 0
+        self._pending: deque[bytes] = deque()
+        self._pending_bytes = 0
+        self._head_written = 0  # bytes of the oldest pending line already on disk
+        self.error: OSError | None = None
+        self.lost = 0
+        self.failed_writes = 0
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
 
     def append(self, event: Event) -> Event:
         """Write one event; returns it as written (credentials redacted) for publishing."""
         event = tidy_numbers(redact_values(event))
-        line = json.dumps(event, ensure_ascii=False, default=str) + "\n"  # redacted above
+        line = (dumps(event) + "\n").encode("utf-8")
         with self._lock:
-            if self._file.closed:  # a lane restarted after a stop writes on
-                self._file = open(self.path, "a", encoding="utf-8")
-            self._file.write(line)
-            self._file.flush()
-            if self._file.tell() >= self.rotate_bytes:
-                self._rotate()
+            self._pending.append(line)
+            self._pending_bytes += len(line)
+            self._drain()
+            while self._pending_bytes > self.pending_limit_bytes and len(self._pending) > 1:
+                index = 1 if self._head_written else 0  # a half-written line must be finished
+                self._pending_bytes -= len(self._pending[index])
+                del self._pending[index]
+                self.lost += 1
         return event
 
+    def retry(self) -> bool:
+        """Write what the disk refused earlier; True when nothing is left pending."""
+        with self._lock:
+            return self._drain()
+
+    def _drain(self) -> bool:
+        try:
+            if self._fd is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._size = os.fstat(self._fd).st_size
+            while self._pending:
+                line = self._pending[0]
+                while self._head_written < len(line):  # the rest of a line a full disk cut short
+                    written = os.write(self._fd, line[self._head_written:])
+                    if written <= 0:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+                    self._head_written += written
+                    self._size += written
+                self._pending.popleft()
+                self._pending_bytes -= len(line)
+                self._head_written = 0
+                if self._size >= self.rotate_bytes:
+                    self._rotate()
+        except OSError as exc:
+            if exc.filename is None:
+                exc.filename = str(self.path)
+            self.error = exc
+            self.failed_writes += 1
+            return False
+        self.error = None
+        return True
+
     def _rotate(self) -> None:
-        self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         numbers = [segment_number(p) for p in self.path.parent.glob(f"{self.path.stem}.*.jsonl")]
         target = self.path.with_name(f"{self.path.stem}.{max(numbers, default=0) + 1}.jsonl")
         os.replace(self.path, target)
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = 0
+        rotated = sorted(self.path.parent.glob(f"{self.path.stem}.*.jsonl"), key=segment_number)
+        for old in rotated[: max(0, len(rotated) - self.keep_segments)]:
+            with contextlib.suppress(OSError):
+                old.unlink()
 
     def close(self) -> None:
         with self._lock:
-            if not self._file.closed:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-                self._file.close()
+            self._drain()
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = None
 
 
 def segment_number(path: Path) -> int:

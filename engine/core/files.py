@@ -10,6 +10,13 @@ from pathlib import Path
 from typing import Any
 
 
+def describe_write_error(exc: OSError, where: Path | str) -> str:
+    """"disk full at <path>" for ENOSPC/EDQUOT, else "cannot write <path>: <reason>"."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full at {where}"
+    return f"cannot write {where}: {exc.strerror or exc}"
+
+
 def atomic_write_bytes(path: Path | str, data: bytes, mode: int | None = None) -> None:
     """Write via a temp file in the same folder + fsync + rename: never a torn file.
 

@@ -6,9 +6,39 @@ this one reader, so both see the same runs, the same best and the same plateau.
 results.tsv is tab separated with a header row:
 
     run_id ts commit <metric> status description step_time_ms mfu peak_hbm_gib compile_s profile
+    source kind confirms role confirm_runs
 
 (`step_time_ms` appears once when it is itself the metric). Readers go by the header, so a
-hand-reordered file still reads.
+hand-reordered file still reads. Columns added later (source ... confirm_runs) are added
+compatibly: a ledger whose header lacks them still reads, and rows appended to it carry the
+missing columns after the header's own, in the order above (the reader extends the header
+the same way for a row with more fields).
+
+Evidence columns:
+- `source`: `measured` (the engine ran the benchmark and read the value) or `claimed` (a
+  number the agent gave for a run with no measurement). Claimed rows are never the
+  baseline, the best or a merge candidate. Empty in ledgers written before the column
+  existed: those rows count as they always did.
+- `kind`: empty for an experiment, `confirmation` for an engine re-measure of a candidate
+  (`role` candidate) or of the incumbent best (`role` incumbent) linked to the candidate's
+  run by `confirms`; confirmation rows are not experiments (not counted in runs or plateau)
+  but their values feed the noise estimate. Their status is `repeat` (or `crash`).
+- `confirm_runs` on a keep: how many A/B pairs must confirm it before it can be the best.
+
+Confirmation rule (`confirmation_verdict`), for a keep that would be a new best: the engine
+re-measures the candidate and the incumbent `confirm_runs` times each, interleaved (A/B/A/B),
+in clean checkouts. Only these fresh measurements count (the candidate's first measurement,
+possibly a lucky draw, does not). gain = how much the candidates' median beats the
+incumbents' median, in % of the incumbents'. sigma = the larger of the lane's noise_pct
+(when known) and the pooled spread of the fresh measurements around their own side's
+median (a per-run standard deviation, in %); band = sigma * sqrt(2 / confirm_runs), the
+noise of a difference of two such medians (with confirm_runs = 2, the lane's noise band
+itself; more re-measures narrow it). The candidate is confirmed when gain > band; then the
+best becomes the candidates' median.
+A crash in a confirmation run rejects it; missing confirmation rows (a confirmation cut short
+by a stop or a killed engine) leave it unconfirmed. A keep on the best's own commit is a
+repeat and never a new best; with confirmation off, neither is a keep on any commit measured
+before.
 
 Writing (run ids, refs, torn rows, idempotence) is in engine/runs/record.py.
 
@@ -34,21 +64,44 @@ from typing import Any
 
 
 STATUSES = ("keep", "discard", "crash", "inconclusive")
+"""What the agent may record."""
+REPEAT = "repeat"
+ROW_STATUSES = (*STATUSES, REPEAT)
+"""What a row may hold: confirmation re-measures are `repeat` (or `crash`)."""
 BASE_COLUMNS = ("run_id", "ts", "commit")
-EXTRA_COLUMNS = ("step_time_ms", "mfu", "peak_hbm_gib", "compile_s", "profile")
+EXTRA_COLUMNS = ("step_time_ms", "mfu", "peak_hbm_gib", "compile_s", "profile",
+                 "source", "kind", "confirms", "role", "confirm_runs")
 NUMERIC_EXTRAS = ("step_time_ms", "mfu", "peak_hbm_gib", "compile_s")
+TEXT_EXTRAS = ("profile", "source", "kind", "confirms", "role", "confirm_runs")
+MEASURED, CLAIMED = "measured", "claimed"
+CONFIRMATION = "confirmation"
+CANDIDATE, INCUMBENT = "candidate", "incumbent"
+CONFIRMED, REJECTED, UNCONFIRMED = "confirmed", "rejected", "unconfirmed"
 TORN_MARK = "<torn: incomplete write, ignored>"
 MIN_NOISE_SAMPLES = 3
 MAD_SCALE = 1.4826
 MAX_DESCRIPTION = 2000
 BEST_HISTORY_POINTS = 200
 """Running-best points a frontier hands out (snapshots, the TUI's sparkline)."""
-RUN_ID_PATTERN = re.compile(r"^\d{1,12}$")
+RUN_ID_MAX_DIGITS = 64
+RUN_ID_PATTERN = re.compile(rf"^[0-9]{{1,{RUN_ID_MAX_DIGITS}}}$")
+"""Run ids are decimal numbers of any width up to RUN_ID_MAX_DIGITS (compared as integers)."""
+REQUIRED_COLUMNS = ("run_id", "ts", "commit", "status", "description")
+RESERVED_COLUMNS = (*REQUIRED_COLUMNS, *TEXT_EXTRAS)
+"""Column names a metric may not take."""
+
+
+LEGACY_EXTRAS = ("step_time_ms", "mfu", "peak_hbm_gib", "compile_s", "profile")
+"""The optional columns before the evidence columns existed (headerless ledgers use these)."""
 
 
 def columns(metric: str) -> list[str]:
     extras = [c for c in EXTRA_COLUMNS if c != metric]
     return [*BASE_COLUMNS, metric, "status", "description", *extras]
+
+
+def legacy_columns(metric: str) -> list[str]:
+    return [*BASE_COLUMNS, metric, "status", "description", *(c for c in LEGACY_EXTRAS if c != metric)]
 
 
 def sanitize(text: Any, limit: int = MAX_DESCRIPTION) -> str:
@@ -61,9 +114,10 @@ def sanitize(text: Any, limit: int = MAX_DESCRIPTION) -> str:
 
 def format_number(value: float | None) -> str:
     """A ledger field: ten significant digits, so float noise (6.765000000000001) never shows."""
-    if value is None or not math.isfinite(value):
+    value = as_number(value)
+    if value is None:
         return ""
-    return f"{float(value):.10g}"
+    return f"{value:.10g}"
 
 
 def as_number(value: Any) -> float | None:
@@ -71,12 +125,13 @@ def as_number(value: Any) -> float | None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
         return None
     return number if math.isfinite(number) else None
 
 
 def run_sort_key(run_id: str) -> tuple[int, str]:
+    """Numeric order for run ids of any width (non-numeric ones last)."""
     return (int(run_id), run_id) if RUN_ID_PATTERN.match(run_id) else (1 << 62, run_id)
 
 
@@ -102,6 +157,30 @@ def read_ledger(path: Path | str, metric: str | None = None) -> tuple[list[dict]
     return parse_ledger(data, metric=metric, name=str(path))
 
 
+def header_of(data: bytes) -> list[str] | None:
+    """The file's own header row (its column names, in order), or None without one."""
+    for raw in data.decode("utf-8", errors="replace").split("\n"):
+        line = raw.rstrip("\r")
+        if not line.strip():
+            continue
+        names = [f.strip() for f in line.split("\t")]
+        return names if _is_header(names) else None
+    return None
+
+
+def _is_header(names: list[str]) -> bool:
+    return "run_id" in names and "status" in names and len(names) >= 6
+
+
+def check_row(line: str, header: list[str], metric: str | None) -> str | None:
+    """Why `line` (no newline) would not read back under `header`, or None if it would."""
+    try:
+        _parse_row(line, header, metric)
+    except _BadRow as exc:
+        return str(exc)
+    return None
+
+
 def parse_ledger(data: bytes, metric: str | None = None, name: str = "results.tsv"
                  ) -> tuple[list[dict], list[str]]:
     text = data.decode("utf-8", errors="replace")
@@ -123,14 +202,13 @@ def parse_ledger(data: bytes, metric: str | None = None, name: str = "results.ts
             continue
         try:
             if header is None:
-                fields = line.split("\t")
-                names = [f.strip() for f in fields]
-                if "run_id" in names and "status" in names and len(fields) >= 6:
-                    header = [f.strip() for f in fields]
+                names = [f.strip() for f in line.split("\t")]
+                if _is_header(names):
+                    header = names
                     continue
-                header = columns(metric or "metric")
-                if len(fields) == len(header) - len(EXTRA_COLUMNS) + (metric in EXTRA_COLUMNS):
-                    header = header[: len(fields)]  # the six required columns only (a hand-kept ledger)
+                header = legacy_columns(metric or "metric")
+                if len(names) == len(BASE_COLUMNS) + 3:
+                    header = header[: len(names)]  # the six required columns only (a hand-kept ledger)
                 warnings.append(f"{name}:{number}: no header row; assuming the standard columns")
             row = _parse_row(line, header, metric)
         except _BadRow as exc:
@@ -156,6 +234,11 @@ def _parse_row(line: str, header: list[str], metric: str | None) -> dict:
     if line.endswith(TORN_MARK):
         raise _BadRow("torn row (incomplete write)")
     fields = line.split("\t")
+    if len(fields) > len(header):
+        # Appended to a ledger written before some columns existed: the writer put the
+        # missing standard columns after the header's own, in the standard order.
+        metric_col = metric if metric in header else _guess_metric_column(header)
+        header = header + [c for c in columns(metric_col) if c not in header]
     if len(fields) != len(header):
         raise _BadRow(f"{len(fields)} fields where the header has {len(header)}")
     values = dict(zip(header, fields))
@@ -164,7 +247,7 @@ def _parse_row(line: str, header: list[str], metric: str | None) -> dict:
     if not run_id or not RUN_ID_PATTERN.match(run_id):
         raise _BadRow(f"bad run_id {run_id!r}")
     status = values.get("status", "").strip()
-    if status not in STATUSES:
+    if status not in ROW_STATUSES:
         raise _BadRow(f"bad status {status!r}")
     commit = values.get("commit", "").strip()
     if commit and not re.fullmatch(r"[0-9a-f]{4,64}", commit):
@@ -183,6 +266,25 @@ def _parse_row(line: str, header: list[str], metric: str | None) -> dict:
         else:
             row[name] = _parse_number(values.get(name, ""), name)
     row["profile"] = values.get("profile", "")
+    source = values.get("source", "").strip()
+    if source not in ("", MEASURED, CLAIMED):
+        raise _BadRow(f"bad source {source!r}")
+    kind = values.get("kind", "").strip()
+    if kind not in ("", "experiment", CONFIRMATION):
+        raise _BadRow(f"bad kind {kind!r}")
+    if status == REPEAT and kind != CONFIRMATION:
+        raise _BadRow("status repeat outside a confirmation row")
+    confirms = values.get("confirms", "").strip()
+    if confirms and not RUN_ID_PATTERN.match(confirms):
+        raise _BadRow(f"bad confirms {confirms!r}")
+    role = values.get("role", "").strip()
+    if role not in ("", CANDIDATE, INCUMBENT):
+        raise _BadRow(f"bad role {role!r}")
+    confirm_runs = values.get("confirm_runs", "").strip()
+    if confirm_runs and not (confirm_runs.isdigit() and int(confirm_runs) <= 1000):
+        raise _BadRow(f"bad confirm_runs {confirm_runs!r}")
+    row.update(source=source, kind=kind, confirms=confirms, role=role,
+               confirm_runs=int(confirm_runs) if confirm_runs else 0)
     return row
 
 
@@ -216,19 +318,30 @@ class Frontier:
     direction: str = "minimize"
     metric_name: str = "metric"
     runs: int = 0
+    """Experiments (confirmation re-measures are not counted)."""
     counts: dict[str, int] = field(default_factory=lambda: {s: 0 for s in STATUSES})
     baseline: float | None = None
     baseline_run: str | None = None
     best: float | None = None
-    """Best so far: the baseline, or the best keep that beat it."""
+    """Best so far: the baseline, or the best measured keep that beat it (when it needed a
+    confirmation: confirmed, and its value is the median of its confirmation runs)."""
     best_run: str | None = None
     best_commit: str | None = None
     best_keep_run: str | None = None
     """The run that set `best` when that run is a keep better than the baseline (what merge takes)."""
+    best_evidence: dict | None = None
+    """The confirmation verdict of the best, when it was confirmed."""
     runs_since_best: int = 0
     noise_pct: float | None = None
     noise_source: str | None = None
     noise_samples: int = 0
+    claimed_runs: int = 0
+    """Rows whose value the agent claimed (never baseline, best or merge candidate)."""
+    unconfirmed: list[str] = field(default_factory=list)
+    """Candidates whose confirmation is missing runs (pending, or cut short)."""
+    rejected: list[str] = field(default_factory=list)
+    """Candidates whose confirmation did not hold."""
+    confirmation_runs: int = 0
     per_run: dict[str, dict] = field(default_factory=dict)
     """run_id -> that run's verdict when recorded: previous_best, new_best, delta %, ..."""
     best_history: list[float] = field(default_factory=list)
@@ -257,9 +370,13 @@ class Frontier:
             "metric_name": self.metric_name, "direction": self.direction, "runs": self.runs,
             "counts": dict(self.counts), "baseline": self.baseline,
             "baseline_run": self.baseline_run, "best": self.best, "best_run": self.best_run,
-            "best_commit": self.best_commit, "change_pct": self.change_pct,
+            "best_commit": self.best_commit, "best_keep_run": self.best_keep_run,
+            "best_confirmed": self.best_evidence is not None,
+            "best_evidence": self.best_evidence, "change_pct": self.change_pct,
             "runs_since_best": self.runs_since_best, "noise": self.noise,
             "noise_pct": self.noise_pct, "noise_source": self.noise_source,
+            "claimed_runs": self.claimed_runs, "unconfirmed": list(self.unconfirmed),
+            "rejected": list(self.rejected), "confirmation_runs": self.confirmation_runs,
         }
         if plateau_runs is not None:
             out["plateau"] = self.plateau(plateau_runs)
@@ -284,33 +401,112 @@ def scaled_mad(values: list[float]) -> float:
     return MAD_SCALE * _median([abs(v - m) for v in values])
 
 
+def confirmation_verdict(candidate: list[float], incumbent: list[float], direction: str,
+                         noise_pct: float | None, expected: int, crashed: bool = False) -> dict[str, Any]:
+    """The confirmation rule (module docstring): confirmed when the candidates' median beats
+    the incumbents' median by more than the noise band."""
+    verdict: dict[str, Any] = {
+        "state": UNCONFIRMED, "expected": expected, "candidate_values": list(candidate),
+        "incumbent_values": list(incumbent), "candidate_median": None, "incumbent_median": None,
+        "gain_pct": None, "band_pct": None, "noise_pct": noise_pct,
+    }
+    if crashed:
+        verdict.update(state=REJECTED, reason="a confirmation run crashed")
+        return verdict
+    if len(candidate) < expected or len(incumbent) < expected:
+        verdict["reason"] = (f"{len(candidate)}/{expected} candidate and {len(incumbent)}/{expected} "
+                             "incumbent re-measures: the confirmation is pending or was cut short")
+        return verdict
+    cand, inc = _median(candidate), _median(incumbent)
+    verdict.update(candidate_median=cand, incumbent_median=inc)
+    if inc == 0:
+        verdict.update(state=REJECTED, reason="the incumbent measured 0")
+        return verdict
+    gain = (cand - inc) / abs(inc) * 100.0
+    if direction != "maximize":
+        gain = -gain
+    gain += 0.0  # never -0.0
+    deviations = [(v - middle) / abs(middle) * 100.0 for values, middle in ((candidate, cand), (incumbent, inc))
+                  if middle for v in values]
+    degrees = len(candidate) + len(incumbent) - 2
+    spread = math.sqrt(sum(d * d for d in deviations) / degrees) if degrees > 0 else 0.0
+    runs = min(len(candidate), len(incumbent))
+    band = max(noise_pct or 0.0, spread) * math.sqrt(2.0 / runs)
+    verdict.update(gain_pct=gain, band_pct=band, spread_pct=spread)
+    if gain > band:
+        verdict.update(state=CONFIRMED, reason=f"gain {gain:.2f}% > noise band {band:.2f}%")
+    else:
+        verdict.update(state=REJECTED, reason=f"gain {gain:.2f}% does not exceed the noise band {band:.2f}%")
+    return verdict
+
+
 def compute_frontier(rows: list[dict], direction: str = "minimize",
                      metric_name: str = "metric") -> Frontier:
     f = Frontier(direction=direction, metric_name=metric_name)
+    confirmations: dict[str, list[dict]] = {}
+    for row in rows:
+        if row.get("kind") == CONFIRMATION and row.get("confirms"):
+            confirmations.setdefault(row["confirms"], []).append(row)
     since = 0
     discard_devs: list[float] = []
     by_commit: dict[str, list[float]] = {}
+    measured_commits: dict[str, str] = {}
     for row in rows:
-        f.runs += 1
+        value = as_number(row.get("metric"))
         status = row.get("status")
+        if row.get("kind") == CONFIRMATION:
+            f.confirmation_runs += 1
+            if value is not None and status != "crash" and row.get("commit"):
+                by_commit.setdefault(row["commit"], []).append(value)
+                _update_noise(f, by_commit, discard_devs)
+            continue
+        f.runs += 1
         if status in f.counts:
             f.counts[status] += 1
-        value = as_number(row.get("metric"))
+        claimed = row.get("source") == CLAIMED
+        if claimed:
+            f.claimed_runs += 1
         previous_best = f.best
         new_best = False
-        if value is not None and status != "crash":
+        extra: dict[str, Any] = {"source": row.get("source") or MEASURED, "unverified": claimed}
+        commit = row.get("commit") or ""
+        if value is not None and status != "crash" and not claimed:
             if f.baseline is None:
                 f.baseline, f.baseline_run = value, row["run_id"]
-                f.best, f.best_run, f.best_commit = value, row["run_id"], row.get("commit")
+                f.best, f.best_run, f.best_commit = value, row["run_id"], commit
                 new_best = True
             elif status == "keep" and f.better(value, f.best):
-                f.best, f.best_run, f.best_commit = value, row["run_id"], row.get("commit")
-                f.best_keep_run = row["run_id"]
-                new_best = True
+                needs = int(row.get("confirm_runs") or 0)
+                if commit and (commit == f.best_commit or (not needs and commit in measured_commits)):
+                    extra["repeat_of"] = measured_commits.get(commit, f.best_run)
+                elif needs:
+                    found = confirmations.get(row["run_id"], [])
+                    verdict = confirmation_verdict(
+                        [as_number(r["metric"]) for r in found if r.get("role") == CANDIDATE
+                         and r.get("status") != "crash" and as_number(r["metric"]) is not None],
+                        [as_number(r["metric"]) for r in found if r.get("role") == INCUMBENT
+                         and r.get("status") != "crash" and as_number(r["metric"]) is not None],
+                        direction, f.noise_pct, needs, crashed=any(r.get("status") == "crash" for r in found))
+                    verdict.update(incumbent_run=f.best_run, incumbent_commit=f.best_commit,
+                                   runs=[r["run_id"] for r in found])
+                    extra["confirmation"] = verdict
+                    if verdict["state"] == CONFIRMED and f.better(verdict["candidate_median"], f.best):
+                        f.best, f.best_run, f.best_commit = verdict["candidate_median"], row["run_id"], commit
+                        f.best_keep_run, f.best_evidence = row["run_id"], verdict
+                        new_best = True
+                    elif verdict["state"] == UNCONFIRMED:
+                        f.unconfirmed.append(row["run_id"])
+                    else:
+                        f.rejected.append(row["run_id"])
+                else:
+                    f.best, f.best_run, f.best_commit = value, row["run_id"], commit
+                    f.best_keep_run, f.best_evidence = row["run_id"], None
+                    new_best = True
             if status in ("discard", "inconclusive") and previous_best not in (None, 0):
                 discard_devs.append((value - previous_best) / abs(previous_best) * 100.0)
-            if row.get("commit"):
-                by_commit.setdefault(row["commit"], []).append(value)
+            if commit:
+                by_commit.setdefault(commit, []).append(value)
+                measured_commits.setdefault(commit, row["run_id"])
         since = 0 if new_best else since + 1
         f.runs_since_best = since
         if f.best is not None:
@@ -328,6 +524,7 @@ def compute_frontier(rows: list[dict], direction: str = "minimize",
             "delta_vs_baseline_pct": pct(value, f.baseline) if status != "crash" else None,
             "new_best": new_best and previous_best is not None,
             "within_noise": within,
+            **extra,
         }
     return f
 
@@ -350,8 +547,12 @@ def _update_noise(f: Frontier, by_commit: dict[str, list[float]], discard_devs: 
 def answer_for(rows: list[dict], run_id: str, direction: str, metric_name: str,
                plateau_runs: int | None = None) -> dict[str, Any]:
     """The frontier answer for `run_id`, as it stood right after that run was recorded."""
-    index = next(i for i, r in enumerate(rows) if r["run_id"] == run_id)
-    frontier = compute_frontier(rows[: index + 1], direction, metric_name)
+    index = next((i for i, r in enumerate(rows) if r["run_id"] == run_id), None)
+    if index is None:  # never StopIteration: it cannot cross a thread into asyncio
+        raise LookupError(f"run {run_id} is not in the ledger")
+    # ... and confirmed: its own confirmation rows (written after it) belong to its verdict.
+    own = [r for r in rows[index + 1:] if r.get("kind") == CONFIRMATION and r.get("confirms") == run_id]
+    frontier = compute_frontier(rows[: index + 1] + own, direction, metric_name)
     row = rows[index]
     verdict = frontier.per_run[run_id]
     answer = {
@@ -359,3 +560,11 @@ def answer_for(rows: list[dict], run_id: str, direction: str, metric_name: str,
         "metric": row["metric"], **frontier.to_dict(plateau_runs), **verdict,
     }
     return answer
+
+
+def write_columns(header: list[str] | None, metric: str) -> list[str]:
+    """The columns of a row appended to a ledger with `header` (None: a new ledger):
+    the header's own, then any standard column it lacks (read back the same way)."""
+    if not header:
+        return columns(metric)
+    return header + [c for c in columns(metric) if c not in header]

@@ -38,9 +38,11 @@ def figure(value: Any, digits: int = 6) -> str:
     """A number as a person reads it: `6.765`, not `6.765000000000001`; '-' for none."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "-" if value is None else str(value)
+    if isinstance(value, int):
+        # str() of a huge int is slow, and refused past 4300 digits: say how big it is.
+        return str(value) if abs(value) < 10 ** 15 else f"{value:.6g}" if value.bit_length() < 1000 \
+            else f"~{int(value.bit_length() * 0.30103) + 1}-digit integer"
     if not math.isfinite(value):
-        return str(value)
-    if isinstance(value, int) and abs(value) < 10 ** 15:
         return str(value)
     return f"{value:.{digits}g}"
 
@@ -58,7 +60,7 @@ def event_detail(event: dict[str, Any]) -> str:
     if kind == "assistant_text":
         return one_line(event.get("text", ""))
     if kind == "tool_use":
-        return f"{event.get('tool')} {one_line(json.dumps(event.get('input', {}), ensure_ascii=False, default=str))}"
+        return one_line(f"{event.get('tool')} {json.dumps(event.get('input', {}), ensure_ascii=False, default=str)}")
     if kind == "tool_result":
         return ("ERROR " if event.get("is_error") else "") + one_line(event.get("output", ""))
     if kind == "lane_state":
@@ -72,11 +74,9 @@ def event_detail(event: dict[str, Any]) -> str:
     if kind == "run_finished":
         seconds = event.get("seconds")
         took = f" in {seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
-        median = (event.get("summary") or {}).get("step_time_median_s")
-        shown = f" step_time_ms {figure(median * 1000)}" if isinstance(median, (int, float)) else ""
         why = f" ({event['reason']})" if event.get("reason") else ""
         return one_line(f"{event.get('run_id')} {event.get('status')}{took} exit {event.get('exit_code')}"
-                        f"{shown}{why}")
+                        f"{_measured(event)}{why}")
     if kind == "run_output":
         return one_line(f"{event.get('run_id')} | {event.get('text', '')}")
     if kind == "run_recorded":
@@ -91,11 +91,79 @@ def event_detail(event: dict[str, Any]) -> str:
         return one_line(f"{event.get('delivery')}: {event.get('text', '')}")
     if kind in LEASE_EVENTS:
         return one_line(lease_text(event))
+    if kind in CLUSTER_EVENTS:
+        return one_line(f"run {event.get('run_id', '?')} {event.get('text', '')}"
+                        + (f" ({event['warning']})" if event.get("warning") else ""))
+    if kind in EVIDENCE_EVENTS:
+        return one_line(evidence_text(event), limit=400)
     extra = {k: v for k, v in event.items() if k not in ("ts", "lane", "type")}
     return one_line(json.dumps(extra, ensure_ascii=False, default=_readable))
 
 
 LEASE_EVENTS = ("lease_wait", "lease_acquired", "lease_released", "lease_cancelled")
+CLUSTER_EVENTS = ("cluster_queued", "cluster_started")
+
+
+def _amount(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "?"
+
+
+def cluster_text(cluster: dict[str, Any] | None) -> str:
+    """The Ray cluster in one line: "cluster TPU 1/2 free, CPU 2/2 free, 2 nodes (1 queued)",
+    or why it cannot be reached."""
+    if not isinstance(cluster, dict):
+        return ""
+    connection = cluster.get("connection")
+    if connection == "unreachable":
+        retry = cluster.get("retry_in_s")
+        again = f"; next try in {retry:.0f} s" if isinstance(retry, (int, float)) and retry > 0 else ""
+        return f"{cluster.get('error') or 'cluster unreachable'}{again}"
+    if connection != "connected":
+        return f"cluster {cluster.get('address', '')}: connecting…"
+    total, free = cluster.get("total") or {}, cluster.get("free") or {}
+    wanted = list(cluster.get("resources_per_run") or {}) or sorted(total)
+    shown = [name for name in wanted if name in total] + [n for n in ("CPU",) if n in total and n not in wanted]
+    parts = [f"{name} {_amount(free.get(name, 0))}/{_amount(total.get(name))} free" for name in shown]
+    nodes = cluster.get("nodes") or []
+    text = "cluster " + (", ".join(parts) or "no resources") + f", {len(nodes)} node{'s' if len(nodes) != 1 else ''}"
+    busy = [f"{cluster[k]} {k}" for k in ("running", "queued") if isinstance(cluster.get(k), int) and cluster[k]]
+    return text + (f" ({', '.join(busy)})" if busy else "")
+EVIDENCE_EVENTS = ("claim_ignored", "check_started", "check_finished", "confirmation")
+
+
+def _measured(event: dict[str, Any]) -> str:
+    """ " score 41" for a finished run: the configured metric the engine read (events from
+    before runs carried it: the step time of the summary)."""
+    if event.get("metric") and isinstance(event.get("value"), (int, float)):
+        return f" {event['metric']} {figure(event['value'])}"
+    median = (event.get("summary") or {}).get("step_time_median_s")
+    return f" step_time_ms {figure(median * 1000)}" if isinstance(median, (int, float)) else ""
+
+
+def _values(values: Any) -> str:
+    return ", ".join(figure(v) for v in values) if isinstance(values, list) and values else "none"
+
+
+def evidence_text(event: dict[str, Any]) -> str:
+    """A check, a confirmation or an ignored claim for a person, with its numbers."""
+    kind, run = event.get("type"), f"run {event.get('run_id', '?')}"
+    if kind == "claim_ignored":
+        return (f"{run}: the agent's number {figure(event.get('claimed'))} ignored, the engine "
+                f"measured {figure(event.get('measured'))}")
+    if kind == "check_started":
+        return f"{run}: correctness check `{event.get('command', '')}` on {str(event.get('commit', ''))[:10]}"
+    if kind == "check_finished":
+        verdict = "passed" if event.get("passed") else f"FAILED ({event.get('status')}, exit {event.get('exit_code')})"
+        return f"{run}: correctness check {verdict}"
+    if event.get("phase") == "started":
+        return (f"{run}: confirming against run {event.get('incumbent_run')}, "
+                f"{event.get('runs')} re-measures of each (A/B)")
+    state = str(event.get("state") or "?")
+    text = (f"{run} {state.upper()}: re-measures [{_values(event.get('candidate_values'))}] vs run "
+            f"{event.get('incumbent_run')} [{_values(event.get('incumbent_values'))}]")
+    if isinstance(event.get("gain_pct"), (int, float)) and isinstance(event.get("band_pct"), (int, float)):
+        text += f", gain {event['gain_pct']:+.2f}% vs noise band {event['band_pct']:.2f}%"
+    return text + (f" ({event['reason']})" if event.get("reason") else "")
 
 
 def _seconds(value: Any) -> str:
@@ -160,7 +228,7 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
         return _indent(f"{t} {who}: ", event.get("text", ""), "         ")
     if kind == "tool_use":
         tool = short_tool_name(str(event.get("tool", "?")))
-        return _indent(f"{t} → {tool}: ", _tool_input(tool, event.get("input")), "           ")
+        return _indent(f"{t} → {one_line(tool, 80)}: ", _tool_input(tool, event.get("input")), "           ")
     if kind == "tool_result":
         answer = engine_tool_answer(event)
         if answer is not None:
@@ -173,27 +241,29 @@ def transcript_lines(event: dict[str, Any]) -> list[str]:
         head = f"{t} ← {'ERROR ' if event.get('is_error') else ''}result"
         return [head, *("  │ " + line for line in lines)]
     if kind == "injection":
-        return [f"{t} ⟳ injection ({event.get('kind', '?')}): {clean(event.get('reason', ''))}"]
+        return [f"{t} ⟳ injection ({clean(event.get('kind', '?'))}): {clean(event.get('reason', ''))}"]
     if kind == "stop_blocked":
-        return [f"{t} ⛔ stop blocked ({event.get('kind', '?')}): {clean(event.get('reason', ''))}"]
+        return [f"{t} ⛔ stop blocked ({clean(event.get('kind', '?'))}): {clean(event.get('reason', ''))}"]
     if kind == "stop_allowed":
         return [f"{t} ✓ stop allowed: {clean(event.get('reason', ''))}"]
     if kind == "run_started":
-        return [f"{t} ▶ run {event.get('run_id')} started: {clean(event.get('description', ''))}"]
+        return [f"{t} ▶ run {clean(event.get('run_id'))} started: {clean(event.get('description', ''))}"]
     if kind == "run_output":  # the benchmark's own output, streamed while it runs
         return ["  ┊ " + line for line in clean(event.get("text", "")).rstrip("\n").split("\n")]
     if kind == "run_finished":
-        summary = event.get("summary") or {}
-        median = summary.get("step_time_median_s")
-        shown = f": step_time_ms {figure(median * 1000)}" if isinstance(median, (int, float)) else ""
+        shown = _measured(event).replace(" ", ": ", 1) if _measured(event) else ""
         seconds = event.get("seconds")
         took = f" in {seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
         waited = event.get("waited_s")
         queued = f" (waited {waited:.1f}s for the device)" if isinstance(waited, (int, float)) and waited >= 0.1 else ""
         why = f" ({clean(event['reason'])})" if event.get("reason") else ""
-        return [f"{t} ■ run {event.get('run_id')} {event.get('status')}{took}{shown}{queued}{why}"]
+        return [f"{t} ■ run {clean(event.get('run_id'))} {clean(event.get('status'))}{took}{shown}{queued}{why}"]
     if kind in LEASE_EVENTS:
         return [f"{t} ⧗ {clean(lease_text(event))}"] if kind in ("lease_wait", "lease_cancelled") else []
+    if kind in CLUSTER_EVENTS:
+        return [f"{t} {'⧗' if kind == 'cluster_queued' else '▸'} {clean(event_detail(event))}"]
+    if kind in EVIDENCE_EVENTS:
+        return [f"{t} {'✓' if kind == 'confirmation' else '⚖'} {clean(evidence_text(event))}"]
     if kind == "metric" and event.get("kind") != "summary":
         return []  # per-step metrics are too many for the transcript; the lane list shows them
     if kind in ("cost", "session"):
@@ -221,6 +291,13 @@ def engine_tool_answer(event: dict[str, Any]) -> str | None:
         change = data.get("delta_vs_baseline_pct")
         if isinstance(change, (int, float)):
             parts.append(f"{change:+.1f}% vs baseline")
+        if data.get("source") == "claimed":
+            parts.append("claimed (unverified)")
+        confirmation = data.get("confirmation")
+        if isinstance(confirmation, dict) and confirmation.get("state"):
+            parts.append(f"confirmation {clean(confirmation['state'])}")
+        if data.get("repeat_of"):
+            parts.append(f"repeat of run {clean(data['repeat_of'])}")
         if data.get("new_best"):
             parts.append("NEW BEST" + (" (within noise)" if data.get("within_noise") else ""))
         elif data.get("within_noise"):
@@ -259,6 +336,12 @@ def decision_row(event: dict[str, Any]) -> tuple[str, str, str]:
     elif kind == "config":
         what = "config reloaded" if not event.get("error") else "config not loaded"
         detail = event.get("message", "")
+    elif kind == "confirmation" and event.get("phase") == "finished":
+        what = f"confirmation: {event.get('state', '?')}"
+        detail = evidence_text(event)
+    elif kind == "check_finished" and not event.get("passed"):
+        what = "check failed"
+        detail = evidence_text(event)
     elif kind == "tool_denied":
         what = f"tool denied: {event.get('tool', '?')}"
         detail = event.get("reason", "")
@@ -270,4 +353,4 @@ def decision_row(event: dict[str, Any]) -> tuple[str, str, str]:
         detail = event.get("reason", "")
     else:
         what = kind
-    return stamp(event.get("ts")), what, " ".join(clean(detail).split())[:300]
+    return stamp(event.get("ts")), one_line(what, 80), " ".join(clean(detail).split())[:300]

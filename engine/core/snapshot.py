@@ -18,9 +18,12 @@ from typing import Any
 from .lane_state import STARTING, LaneRecord, LaneRecordError
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        return float(value) if math.isfinite(value) else None
+    except OverflowError:  # an integer no float can hold
+        return None
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -56,6 +59,19 @@ class FrontierView:
     plateau: bool = False
     best_history: list[float] = field(default_factory=list)
     """The running best after each run that counted (oldest first), for the sparkline."""
+    best_keep_run: str | None = None
+    """The measured keep that is the best (what a merge takes); None while it is the baseline."""
+    best_confirmed: bool = False
+    """The best held up when re-measured A/B against the incumbent."""
+    best_evidence: dict[str, Any] | None = None
+    """That confirmation: candidate and incumbent re-measures, medians, gain, noise band."""
+    claimed_runs: int = 0
+    """Runs whose value only the agent claimed (never the baseline, the best or merged)."""
+    unconfirmed: list[str] = field(default_factory=list)
+    """Keeps whose confirmation is pending or was cut short."""
+    rejected: list[str] = field(default_factory=list)
+    """Keeps whose gain did not hold when re-measured."""
+    confirmation_runs: int = 0
     error: str | None = None
     """Why the ledger could not be read (then every figure is empty)."""
 
@@ -82,8 +98,19 @@ class FrontierView:
             plateau=data.get("plateau") is True,
             best_history=[v for v in (_number(x) for x in history) if v is not None]
             if isinstance(history, list) else [],
+            best_keep_run=_str(data.get("best_keep_run"), None),
+            best_confirmed=data.get("best_confirmed") is True,
+            best_evidence=_dict(data.get("best_evidence")),
+            claimed_runs=_int(data.get("claimed_runs")),
+            unconfirmed=_strings(data.get("unconfirmed")),
+            rejected=_strings(data.get("rejected")),
+            confirmation_runs=_int(data.get("confirmation_runs")),
             error=_str(data.get("error"), None),
         )
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 @dataclass
@@ -94,6 +121,8 @@ class LiveMetrics:
     live_step_time_ms: float | None = None
     live_run_id: str | None = None
     latest_profile: dict[str, Any] | None = None
+    loading: bool = False
+    """True while the engine is still reading the lane's run history (just after it starts)."""
 
     @classmethod
     def from_dict(cls, data: Any) -> "LiveMetrics":
@@ -101,7 +130,8 @@ class LiveMetrics:
         return cls(latest_summary=_dict(data.get("latest_summary")),
                    live_step_time_ms=_number(data.get("live_step_time_ms")),
                    live_run_id=_str(data.get("live_run_id"), None),
-                   latest_profile=_dict(data.get("latest_profile")))
+                   latest_profile=_dict(data.get("latest_profile")),
+                   loading=data.get("loading") is True)
 
 
 @dataclass
@@ -121,6 +151,11 @@ class LaneSnapshot(LaneRecord):
     lease: dict[str, Any] | None = None
     """The lane's device lease: {"state": "waiting", "position", "text"} while its run queues
     for a slot, {"state": "leased", "slot", ...} while it holds one, else None."""
+    storage: dict[str, Any] | None = None
+    """Writes of the lane's own files: {"fault": "disk full at ..." or None, "lost_events",
+    "pending_events", "failed_saves"}."""
+    warning: str | None = None
+    """Why the lane's lane.json could not be used (status with no engine)."""
 
     @property
     def waiting_for_device(self) -> bool:
@@ -150,6 +185,8 @@ class LaneSnapshot(LaneRecord):
             metrics=LiveMetrics.from_dict(data.get("metrics")),
             device=_dict(data.get("device")),
             lease=_dict(data.get("lease")),
+            storage=_dict(data.get("storage")),
+            warning=_str(data.get("warning"), None),
             api_retry=_dict(data.get("api_retry")),
         )
 
@@ -170,6 +207,9 @@ class Snapshot:
     devices: dict[str, Any] | None = None
     """The host's accelerator: platform, chips, slots (leased or free, by whom, since when),
     the queue and the busy share since the engine started (engine/devices/leases.py)."""
+    cluster: dict[str, Any] | None = None
+    """[runner] kind = "ray": the connection ("connected", "connecting", "unreachable" with its
+    error), the cluster's free and total resources, its alive nodes, runs queued and running."""
     config: dict[str, Any] = field(default_factory=dict)
     """The engine's last reload of autoresearch.toml: changed_at, applied, needs_restart,
     removed_lanes, error (empty before any change)."""
@@ -194,5 +234,6 @@ class Snapshot:
             lanes={str(name): LaneSnapshot.from_dict(lane, str(name)) for name, lane in lanes.items()},
             engine=_str(data.get("engine"), None),
             devices=_dict(data.get("devices")),
+            cluster=_dict(data.get("cluster")),
             config=_dict(data.get("config")) or {},
         )

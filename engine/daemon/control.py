@@ -15,6 +15,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -62,15 +63,20 @@ def running_pid(workspace: Workspace) -> int | None:
 
 
 def acquire_lock(workspace: Workspace):
-    workspace.state_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(lock_path(workspace), "a+")
+    try:  # the engine's own folder (lock, log, socket): this user's alone
+        protocol.check_private_dir(workspace.state_dir, create=True)
+        handle = open(lock_path(workspace), "a+")
+    except protocol.SocketLocationError as exc:
+        raise DaemonError(str(exc)) from None
+    except OSError as exc:
+        raise DaemonError(f"cannot open {lock_path(workspace)}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         handle.seek(0)
         other = handle.read().strip()
         handle.close()
-        raise DaemonError(f"an engine already runs for this workspace (pid {other or '?'})") from None
+        raise DaemonError(f"an engine is running (pid {other or '?'}): attach, or stop it first") from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
@@ -85,15 +91,19 @@ def spawn_daemon(config: Config, *, env: dict[str, str] | None = None, timeout: 
     pid = running_pid(workspace)
     if pid:
         return pid
-    device_layout(config)  # a [devices] value this host cannot honour: say so here, not in engine.log
-    workspace.state_dir.mkdir(parents=True, exist_ok=True)
+    if config.runner.kind == "local":  # a [devices] value this host cannot honour: say so here, not in engine.log
+        device_layout(config)
+    try:  # a socket folder we may not use fails here, with its reason, not in the daemon's log
+        path = protocol.socket_path(workspace.root)
+        protocol.check_private_dir(workspace.state_dir, create=True)
+    except protocol.SocketLocationError as exc:
+        raise DaemonError(str(exc)) from None
     with open(log_path(workspace), "ab") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", DAEMON_MODULE, "daemon", "--config", str(config.path)],
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True,
             env=env, cwd=str(workspace.root),
         )
-    path = protocol.socket_path(workspace.root)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -133,7 +143,16 @@ def stop_engine(workspace: Workspace, timeout: float = 60.0) -> tuple[bool, str]
     try:
         said = asyncio.run(ask())
     except EngineClientError as exc:
-        return False, f"the engine (pid {pid}) did not take the request: {exc}"
+        # Found by its lock, unreachable on its socket: SIGTERM stops it just as gracefully.
+        if pid < 0:
+            return False, f"an engine holds the workspace lock but cannot be reached ({exc})"
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            return False, f"the engine (pid {pid}) does not answer ({exc}) and may not be signalled"
+        said = f"the engine (pid {pid}) does not answer on its socket ({exc}); sent it SIGTERM"
     deadline = time.monotonic() + timeout
     while running_pid(workspace) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -16,6 +16,7 @@ import signal
 import socket
 import struct
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,11 +25,20 @@ from autoresearch_tui.engine.config import Config
 from autoresearch_tui.engine.daemon.control import acquire_lock, log_path
 from autoresearch_tui.engine.supervisor import Engine, EngineError
 from autoresearch_tui.engine.core.events import Event, tail_events
+from autoresearch_tui.engine.core.render import clean
+from autoresearch_tui.engine.core.secrets import redact, redact_values
 from autoresearch_tui.engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-SUBSCRIBER_QUEUE_LIMIT = 20000
+MAX_CONNECTIONS = 64
+"""More is a leak or an attack: each holds a file descriptor the benchmarks may need."""
+HELLO_TIMEOUT_S = 10.0
+IDLE_TIMEOUT_S = 600.0
+"""A connection that is not subscribed and sends nothing for this long is closed."""
+SUBSCRIBER_QUEUE_BYTES = 16 * 1024 * 1024
+"""Encoded events waiting for one slow client. Past this its backlog is dropped and it gets a
+`resync` event: it takes a new snapshot and replays what it missed from disk."""
 
 
 # ---------------------------------------------------------------------------------- server
@@ -39,8 +49,10 @@ class EngineServer:
         self._server: asyncio.AbstractServer | None = None
         self.stop_requested = asyncio.Event()
         self._connections: set[asyncio.Task] = set()
+        self._inode: int | None = None
 
     async def start(self) -> None:
+        protocol.check_private_dir(self.path.parent, create=True)
         if self.path.exists() or self.path.is_symlink():
             self.path.unlink()  # stale: we hold the workspace lock, so nobody else serves it
         old_umask = os.umask(0o177)
@@ -50,6 +62,30 @@ class EngineServer:
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o600)
+        self._inode = self.path.stat().st_ino
+
+    def socket_intact(self) -> bool:
+        try:
+            return self.path.stat().st_ino == self._inode
+        except OSError:
+            return False
+
+    async def keep_socket(self, period_s: float = 2.0) -> None:
+        """Recreate the socket if it vanishes (tmp cleaners, a deleted runtime folder): an
+        engine nobody can reach would run on unseen. Connections already open go on."""
+        while True:
+            await asyncio.sleep(period_s)
+            if self.socket_intact():
+                continue
+            log.warning("the socket %s vanished; recreating it", self.path)
+            old = self._server
+            try:
+                await self.start()
+            except Exception as exc:  # e.g. its folder now belongs to someone else: say so, retry
+                log.error("cannot recreate the socket %s: %s", self.path, exc)
+                continue
+            if old is not None:
+                old.close()
 
     async def close(self) -> None:
         if self._server is not None:
@@ -58,10 +94,19 @@ class EngineServer:
                 await asyncio.wait_for(self._server.wait_closed(), timeout=2)
         for task in list(self._connections):
             task.cancel()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        if self.socket_intact():  # never remove a socket that is not ours
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._connections) >= MAX_CONNECTIONS:
+            log.warning("refused a connection: %d already open", len(self._connections))
+            with contextlib.suppress(Exception):
+                writer.write(protocol.encode({"id": None, "ok": False, "error":
+                                              f"too many connections ({MAX_CONNECTIONS} open); try again later"}))
+                await asyncio.wait_for(writer.drain(), timeout=2)
+            writer.close()
+            return
         task = asyncio.current_task()
         if task:
             self._connections.add(task)
@@ -94,7 +139,11 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.greeted = False
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE_LIMIT)
+        self.queue: deque[tuple[float | None, bytes]] = deque()  # (event ts, encoded message)
+        self.replayed_until: float | None = None
+        self.queued_bytes = 0
+        self._queued = asyncio.Event()
+        self.dropped = 0
         self.unsubscribe = None
         self.pump: asyncio.Task | None = None
         self.lanes: set[str] | None = None
@@ -107,8 +156,13 @@ class _Connection:
             await self.send({"id": None, "ok": False, "error": "connection refused: another user"})
             return
         while True:
+            timeout = None if self.pump is not None else IDLE_TIMEOUT_S if self.greeted else HELLO_TIMEOUT_S
             try:
-                line = await self.reader.readline()
+                line = await asyncio.wait_for(self.reader.readline(), timeout)
+            except asyncio.TimeoutError:
+                await self.send({"id": None, "ok": False,
+                                 "error": f"no request for {timeout:.0f}s: closing this connection"})
+                return
             except (asyncio.LimitOverrunError, ValueError):
                 await self.send({"id": None, "ok": False,
                                  "error": f"request longer than {protocol.MAX_LINE_BYTES} bytes"})
@@ -133,8 +187,13 @@ class _Connection:
             await self.send({"id": request_id, **reply})
 
     async def send(self, message: dict[str, Any]) -> None:
+        """A reply or a replayed event: every string redacted on its way out (a ledger row, a
+        run's log, a client-supplied id may carry a key)."""
+        await self.send_raw(protocol.encode(redact_values(message)))
+
+    async def send_raw(self, data: bytes) -> None:
         try:
-            self.writer.write(protocol.encode(message))
+            self.writer.write(data)
             await self.writer.drain()
         except (ConnectionError, RuntimeError):
             pass
@@ -220,6 +279,9 @@ class _Connection:
             self.engine.lane(name)
         self.lanes = set(lanes) if lanes else None
         self.lagged = False
+        self.queue.clear()
+        self.queued_bytes = 0
+        self.replayed_until = None
         unsubscribe_events = self.engine.subscribe(self._enqueue)
         unsubscribe_lanes = self.engine.subscribe_lane_snapshots(self._enqueue_lane_snapshot)
         self.unsubscribe = lambda: (unsubscribe_events(), unsubscribe_lanes())
@@ -237,42 +299,54 @@ class _Connection:
                 await self.send({"event": event})
             replayed = len(backlog)
             self.replayed_until = backlog[-1]["ts"] if backlog else since
-        else:
-            self.replayed_until = None
         self.pump = asyncio.create_task(self._pump())
         return {"ok": True, "replayed": replayed}
 
     def _enqueue(self, event: Event) -> None:
         if self.lanes is not None and event.get("lane") not in self.lanes:
             return
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.lagged = True  # the client is too slow; it is told to resync below
+        ts = event.get("ts", 0)
+        # Events come redacted from the event log; encoded once, here, for this client.
+        self._queue_message(protocol.encode({"event": event}), ts if isinstance(ts, (int, float)) else 0)
 
     def _enqueue_lane_snapshot(self, lane_snapshot: dict[str, Any]) -> None:
         if self.lanes is not None and lane_snapshot.get("name") not in self.lanes:
             return
-        try:
-            self.queue.put_nowait({"lane_snapshot": lane_snapshot})
-        except asyncio.QueueFull:
+        self._queue_message(protocol.encode(redact_values({"lane_snapshot": lane_snapshot})), None)
+
+    def _queue_message(self, data: bytes, ts: float | None) -> None:
+        """Queue one encoded message; `ts` None: never skipped as already replayed."""
+        if self.queued_bytes + len(data) > SUBSCRIBER_QUEUE_BYTES:
+            # Too far behind: drop its backlog (it is on disk) and tell it to resync.
+            if not self.lagged:
+                log.warning("a client fell %d bytes behind; dropping its backlog and asking it to resync",
+                            self.queued_bytes)
+            self.dropped += len(self.queue) + 1
+            self.queue.clear()
+            self.queued_bytes = 0
             self.lagged = True
+            self._queued.set()
+            return
+        self.queue.append((ts, data))
+        self.queued_bytes += len(data)
+        self._queued.set()
 
     async def _pump(self) -> None:
         while True:
-            event = await self.queue.get()
-            if event is None:
-                return
-            if "lane_snapshot" in event:
-                await self.send(event)
-                continue
-            if self.replayed_until is not None and event.get("ts", 0) <= self.replayed_until:
-                continue
+            await self._queued.wait()
+            self._queued.clear()
             if self.lagged:
                 self.lagged = False
+                dropped, self.dropped = self.dropped, 0
                 await self.send({"event": {"ts": time.time(), "lane": "-", "type": "resync",
+                                           "dropped": dropped,
                                            "reason": "client fell behind; take a new snapshot"}})
-            await self.send({"event": event})
+            while self.queue and not self.lagged:
+                ts, data = self.queue.popleft()
+                self.queued_bytes -= len(data)
+                if ts is not None and self.replayed_until is not None and ts <= self.replayed_until:
+                    continue  # replayed from disk already
+                await self.send_raw(data)
 
     def stop_pump(self) -> None:
         if self.unsubscribe:
@@ -297,14 +371,18 @@ async def serve_forever(config: Config, *, env: dict[str, str] | None = None) ->
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, server.stop_requested.set)
+    keeper: asyncio.Task | None = None
     try:
         await server.start()
+        keeper = asyncio.create_task(server.keep_socket(), name="socket-keeper")
         log.info("engine %s serving %s on %s", os.getpid(), workspace.root, server.path)
         await engine.start()
         await server.stop_requested.wait()
         log.info("engine stopping")
         await engine.stop()
     finally:
+        if keeper is not None:
+            keeper.cancel()
         await server.close()
         lock.close()
     log.info("engine stopped")
@@ -338,12 +416,38 @@ async def run_foreground(config: Config, *, duration: float | None = None,
     return 0
 
 
+class SafeLogFilter(logging.Filter):
+    """engine.log never holds a credential or a raw control character (a client's request
+    or a tool's output can carry either): each record's text is redacted and cleaned."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed format string: keep what there is
+            message = str(record.msg)
+        safe = _safe_text(message)
+        if safe != message or record.args:
+            record.msg, record.args = safe, None
+        if record.exc_info:  # another handler may have formatted it already: redact that too
+            record.exc_text = record.exc_text or logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = _safe_text(record.exc_text)
+        return True
+
+
+def _safe_text(text: str) -> str:
+    # clean() keeps newlines (tracebacks); other control characters and escapes go.
+    return clean(redact(text))
+
+
 def configure_logging(workspace: Workspace) -> None:
     workspace.state_dir.mkdir(parents=True, exist_ok=True)
     from logging.handlers import RotatingFileHandler
 
     handler = RotatingFileHandler(log_path(workspace), maxBytes=10 * 1024 * 1024, backupCount=3)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(SafeLogFilter())
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)

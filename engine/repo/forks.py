@@ -178,16 +178,27 @@ def _link_includes(workspace: Workspace, lane: str, fork: Path, warnings: list[s
         return []
     main = workspace.main_repo.resolve()
     tracked = _tracked(main)
+    # The engine's own folders (every lane's fork lives under the experiments folder) are
+    # never linked: with repo = "." a recursive glob would link forks into forks.
+    managed = [(workspace.root / "wiki" / "experiment").resolve(), workspace.state_dir.resolve()]
     matches: set[Path] = set()
+    skipped: set[str] = set()
     for pattern in patterns:
-        found = [
-            p for p in _safe_glob(main, pattern)
-            if ".git" not in p.relative_to(main).parts
-            and p.relative_to(main).as_posix() not in tracked
-        ]
+        found = []
+        for p in _safe_glob(main, pattern):
+            rel = p.relative_to(main)
+            if ".git" in rel.parts or rel.as_posix() in tracked:
+                continue
+            if _overlaps(p, managed) or ".repo" in rel.parts:
+                skipped.add(rel.parts[0])
+                continue
+            found.append(p)
         if not found:
             warnings.append(f"lane {lane}: fork_include {pattern!r} matched no untracked file")
         matches.update(found)
+    if skipped:
+        warnings.append(f"lane {lane}: fork_include skipped {', '.join(sorted(skipped))}: the engine's "
+                        "own folders (lanes, forks, state) are never linked into a fork")
 
     linked: list[str] = []
     hard, soft = 0, 0
@@ -226,6 +237,12 @@ def _link_includes(workspace: Workspace, lane: str, fork: Path, warnings: list[s
             "repo's bytes too; to change one, write a new file and rename it over the link"
         )
     return linked
+
+
+def _overlaps(path: Path, folders: list[Path]) -> bool:
+    """`path` is one of `folders`, inside one, or holds one."""
+    resolved = path.resolve() if not path.is_symlink() else path.parent.resolve() / path.name
+    return any(resolved == f or f in resolved.parents or resolved in f.parents for f in folders)
 
 
 def _safe_glob(root: Path, pattern: str) -> list[Path]:

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from autoresearch_tui.engine.core.git import resolve_commit
 from autoresearch_tui.engine.repo.forks import RUN_REF_PREFIX, GitError, git, git_out, is_git_repo
 from autoresearch_tui.engine.runs.record import lane_frontier
 from autoresearch_tui.engine.workspace import Workspace
@@ -51,6 +52,8 @@ class MergeResult:
     change_pct: float | None = None
     conflicts: list[str] = field(default_factory=list)
     already_merged: bool = False
+    evidence: dict | None = None
+    """The best's confirmation verdict (re-measures, medians, noise band), when confirmed."""
 
     def event_fields(self) -> dict[str, Any]:
         """Fields for `make_event(lane, "merge", **fields)`."""
@@ -79,6 +82,20 @@ def _fmt(value: float | None) -> str:
     return "?" if value is None else f"{value:.6g}"
 
 
+def no_merge_reason(frontier, metric: str) -> str:
+    """Why a lane has no merge candidate, in words (only confirmed, measured keeps are)."""
+    parts = [f"no confirmed, measured keep beats the baseline ({metric} {_fmt(frontier.baseline)}, "
+             f"{frontier.runs} run(s) recorded)"]
+    if frontier.unconfirmed:
+        parts.append(f"unconfirmed keep(s) {', '.join(frontier.unconfirmed[-5:])}: their confirmation "
+                     "did not finish (re-measure to try again)")
+    if frontier.rejected:
+        parts.append(f"keep(s) {', '.join(frontier.rejected[-5:])} did not hold up when re-measured")
+    if frontier.claimed_runs:
+        parts.append(f"{frontier.claimed_runs} run(s) have only a claimed (unverified) metric")
+    return "; ".join(parts)
+
+
 def merge_message(workspace: Workspace, lane: str, frontier, best_run: str, commit: str) -> str:
     cfg = workspace.config.experiment
     change = frontier.change_pct
@@ -97,6 +114,12 @@ def merge_message(workspace: Workspace, lane: str, frontier, best_run: str, comm
     ]
     if frontier.noise_pct is not None:
         body.append(f"Noise: ±{frontier.noise_pct:.2f}% ({frontier.noise_source})")
+    evidence = frontier.best_evidence
+    if evidence:
+        body.append(f"Confirmed: {len(evidence.get('candidate_values') or [])} re-measures, median "
+                    f"{_fmt(evidence.get('candidate_median'))} vs the incumbent's "
+                    f"{_fmt(evidence.get('incumbent_median'))} (gain {evidence.get('gain_pct', 0):+.2f}% > "
+                    f"noise band {evidence.get('band_pct', 0):.2f}%)")
     return subject + "\n\n" + "\n".join(body) + "\n"
 
 
@@ -118,18 +141,19 @@ def merge_lane(workspace: Workspace, lane: str) -> MergeResult:
     frontier, _ = lane_frontier(workspace, lane)
     result.baseline, result.best = frontier.baseline, frontier.best
     result.change_pct = frontier.change_pct
+    result.evidence = frontier.best_evidence
     if frontier.best_keep_run is None or frontier.best_keep_run != frontier.best_run:
-        return refuse(
-            f"lane {lane}: nothing to merge: no kept run beats the baseline "
-            f"({cfg.metric} {_fmt(frontier.baseline)}, {frontier.runs} run(s) recorded)")
+        return refuse(f"lane {lane}: nothing to merge: {no_merge_reason(frontier, cfg.metric)}")
     best_run, commit = frontier.best_run, frontier.best_commit
     result.best_run, result.lane_commit = best_run, commit
     if not is_git_repo(main):
         return refuse(f"main repo {main} is not a git repository")
     if not is_git_repo(fork):
         return refuse(f"lane {lane}: no fork at {fork}")
-    if git(fork, "cat-file", "-e", f"{commit}^{{commit}}", check=False).returncode != 0:
+    full = resolve_commit(fork, commit) if commit else None  # rows may name abbreviated SHAs
+    if full is None:
         return refuse(f"lane {lane}: best run {best_run}'s commit {commit[:12]} is missing from the fork")
+    commit = result.lane_commit = full
     target_ref = f"refs/heads/{target}"
     old_target = git(main, "rev-parse", "--verify", "--quiet", f"{target_ref}^{{commit}}",
                      check=False).stdout.strip()

@@ -9,7 +9,7 @@ A workload appends one JSON object per line (docs/architecture.md, "Metrics from
 
 - `parse_metrics_line` validates one line (unknown kinds and fields pass through; wrong
   types raise `MetricsParseError`).
-- `MetricsFollower` reads only complete lines of one growing file.
+- `MetricsFollower` reads only complete lines of one growing file, in bounded chunks.
 - `LaneMetrics` keeps what a lane's runs report live (latest summary, step time, profile);
   baseline, best and change are the ledger's (engine/core/ledger.Frontier), never this.
 - `MetricsWatcher` follows every run folder of one lane (watchfiles, or `scan_once()`),
@@ -23,15 +23,20 @@ a runs folder and an emit callback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
+import os
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from autoresearch_tui.engine.core.events import Event, make_event
+from autoresearch_tui.engine.core.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +56,13 @@ class MetricsParseError(ValueError):
 # ----------------------------------------------------------------------------- parsing
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite number that fits a float (a 400-digit integer does not)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _is_int(value: Any) -> bool:
@@ -153,65 +164,121 @@ def _short(text: str, limit: int = 80) -> str:
 
 # ----------------------------------------------------------------------------- following
 
+CHUNK_BYTES = 4 << 20
+"""The most a follower reads at once: memory stays bounded whatever a file grows to."""
+DEFAULT_MAX_METRICS_BYTES = 256 << 20
+CACHE_FILENAME = "metrics.cache.json"
+"""Beside metrics.jsonl: the run's aggregate (summary, profile, counts, offset), so a
+restarted engine reads summaries, not histories."""
+CACHE_VERSION = 1
+CACHE_WRITE_INTERVAL_S = 2.0
+
+
 class MetricsFollower:
-    """Reads the complete lines appended to one file since the last call.
+    """Reads the complete lines appended to one file since the last call, in bounded chunks.
 
     A last line without its newline is left for a later call (the writer may be halfway
-    through it). A file that shrank (truncated or replaced) is read again from the start.
-    Lines longer than MAX_LINE_BYTES are returned as bytes of that length so the caller
-    reports them as malformed; nothing here raises except OSError from reading.
+    through it). A file that shrank or was replaced is read again from the start. Lines
+    longer than MAX_LINE_BYTES come back as a marker so the caller reports them as
+    malformed; nothing here raises except OSError from reading.
     """
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, chunk_bytes: int = CHUNK_BYTES):
         self.path = Path(path)
+        self.chunk_bytes = chunk_bytes
         self.offset = 0
         self.line_number = 0
+        self.inode: int | None = None
         self._skipping_long_line = False
 
-    def read_lines(self) -> list[tuple[int, str]]:
-        """New complete lines as (1-based line number, text without the newline)."""
+    def size(self) -> int:
         try:
-            size = self.path.stat().st_size
+            info = self.path.stat()
         except FileNotFoundError:
-            return []
-        if size < self.offset:
+            return -1
+        if info.st_size < self.offset or (self.inode is not None and info.st_ino != self.inode):
             self.offset = 0
             self.line_number = 0
             self._skipping_long_line = False
-        if size == self.offset:
-            return []
-        out: list[tuple[int, str]] = []
+        self.inode = info.st_ino
+        return info.st_size
+
+    def read_chunk(self, limit: int | None = None) -> tuple[list[tuple[int, bytes]], bool]:
+        """(new complete lines as (1-based number, raw bytes), whether more is waiting).
+
+        Reads at most `chunk_bytes`, and nothing at or past `limit` bytes into the file."""
+        size = self.size()
+        end = size if limit is None else min(size, limit)
+        if end <= self.offset:
+            return [], False
         with open(self.path, "rb") as handle:
             handle.seek(self.offset)
-            data = handle.read(size - self.offset)
+            data = handle.read(min(end - self.offset, self.chunk_bytes))
+        out: list[tuple[int, bytes]] = []
         start = 0
         while True:
-            end = data.find(b"\n", start)
-            if end < 0:
+            stop = data.find(b"\n", start)
+            if stop < 0:
                 break
-            raw = data[start:end]
-            start = end + 1
+            raw = data[start:stop]
+            start = stop + 1
             self.line_number += 1
             if self._skipping_long_line:
                 self._skipping_long_line = False
                 out.append((self.line_number, _TOO_LONG))
                 continue
-            out.append((self.line_number, raw.decode("utf-8", errors="replace")))
+            out.append((self.line_number, raw))
         pending = len(data) - start
-        if pending > MAX_LINE_BYTES and not self._skipping_long_line:
+        if pending > MAX_LINE_BYTES or self._skipping_long_line or (start == 0 and len(data) == self.chunk_bytes):
             # A runaway line without a newline yet: drop what we have, report it when it ends.
-            self._skipping_long_line = True
-            start = len(data)
-        elif self._skipping_long_line:
+            self._skipping_long_line = self._skipping_long_line or pending > 0
             start = len(data)
         self.offset += start
-        return out
+        return out, self.offset < end and start > 0
+
+    def read_lines(self) -> list[tuple[int, str]]:
+        """Every new complete line as (number, text), chunk after chunk."""
+        out: list[tuple[int, str]] = []
+        while True:
+            lines, more = self.read_chunk()
+            out += [(n, raw.decode("utf-8", errors="replace")) for n, raw in lines]
+            if not more:
+                return out
 
 
-_TOO_LONG = "\x00line too long"
+_TOO_LONG = b"\x00line too long"
+
+
+def _needs_parsing(raw: bytes) -> bool:
+    """Summaries, profiles and anything not shaped like a JSON object are parsed in full;
+    ordinary step records are only counted (a week of them cannot be parsed line by line),
+    except the newest of each chunk, which sets the live step time."""
+    text = raw.strip()
+    return not (text.startswith(b"{") and text.endswith(b"}")) or b'"summary"' in raw \
+        or b'"profile"' in raw
 
 
 # ----------------------------------------------------------------------------- aggregation
+
+STEP_TIME_METRICS = {"step_time_ms": 1e3, "step_time_s": 1.0}
+"""Metrics read from `step_time_median_s` when the summary does not carry them by name."""
+
+
+def metric_field(metric: str) -> str:
+    """The summary field the configured metric needs (README, "Metrics from a run")."""
+    return "step_time_median_s" if metric in STEP_TIME_METRICS else metric
+
+
+def missing_metric(record: Record | None, metric: str) -> str | None:
+    """Why a summary gives no value for `metric`, or None when it does."""
+    if record is None:
+        return "no summary record was written"
+    if metric_value(record, metric) is not None:
+        return None
+    field_name = metric_field(metric)
+    names = f"`{metric}` or `{field_name}`" if field_name != metric else f"`{metric}`"
+    return f"the summary has no {names} (a finite number) for the configured metric {metric}"
+
 
 def metric_value(record: Record, metric: str) -> float | None:
     """The configured metric of a summary record (step_time_ms from the median, else by name)."""
@@ -268,15 +335,47 @@ def _natural_key(name: str):
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
 
 
+@dataclass
+class _Run:
+    """What the watcher knows of one run folder."""
+
+    run_id: str
+    run_dir: Path
+    follower: MetricsFollower
+    summary: Record | None = None
+    summary_ts: float = 0.0
+    profile: str | None = None
+    last_step: Record | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    cut_off: bool = False
+    dirty: bool = False
+    cache_written_at: float = 0.0
+    cut_off_size: int = -1
+
+    @property
+    def cache_path(self) -> Path:
+        return self.run_dir / CACHE_FILENAME
+
+    def count(self, kind: str, n: int = 1) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + n
+
+
 class MetricsWatcher:
     """Follows `runs_dir/*/metrics.jsonl` of one lane and emits events; never raises.
 
     - `scan_once(emit=True)` (sync): reads whatever is new in every run folder (new folders
       included), updates `state`, calls `emit(event)` per event and returns the events.
-      Call it with `emit=False` at start-up to rebuild state from disk without re-logging.
-    - `await run(stop_event)`: scan, then scan again on every change watchfiles reports
-      (and every `poll_s` regardless); profile records are summarized in a thread and
-      reported as `profile_summary` events.
+      With `emit=False` (start-up, `status`) it rebuilds state from disk without re-logging:
+      each run's cached aggregate (metrics.cache.json), else its last summary found from the
+      end of the file — histories are not re-read.
+    - `await run(stop_event)`: loads that history in a worker thread (the engine answers its
+      socket meanwhile), then scans in a worker thread on every change watchfiles reports
+      (and every `poll_s` regardless) and emits on the event loop; profile records are
+      summarized in a thread and reported as `profile_summary` events.
+
+    Files are read in bounded chunks; step records are counted, and the newest one of each
+    scan becomes the one `metric` step event (the live step time). A run's metrics past
+    `max_metrics_bytes` are not read (a warning says so; its final summary is still found).
 
     Events: `metric` (lane, run_id, the record's fields, `kind`, plus `step_time_ms` for
     steps and summaries and, for summaries, `metric` and its `value`) and `warning`
@@ -292,6 +391,8 @@ class MetricsWatcher:
         metric: str = "step_time_ms",
         summarize_profiles: bool = True,
         poll_s: float = 2.0,
+        max_metrics_bytes: int = DEFAULT_MAX_METRICS_BYTES,
+        write_cache: bool = True,
     ):
         self.lane = lane
         self.runs_dir = Path(runs_dir)
@@ -299,13 +400,31 @@ class MetricsWatcher:
         self.state = LaneMetrics(metric=metric)
         self.summarize_profiles = summarize_profiles
         self.poll_s = poll_s
-        self._followers: dict[str, MetricsFollower] = {}
+        self.max_metrics_bytes = max_metrics_bytes
+        self.write_cache = write_cache
+        self.loaded = False
+        """False until the history on disk has been read (snapshots say "loading")."""
+        self._runs: dict[str, _Run] = {}
         self._warnings: dict[str, int] = {}
+        self._lock = threading.Lock()
         self.pending_profiles: list[tuple[str, Path]] = []
 
-    # -- sync part
+    def snapshot(self) -> dict:
+        with self._lock:
+            data = self.state.to_dict()
+        data["loading"] = not self.loaded
+        return data
+
+    # -- sync part (runs in a worker thread under the engine)
 
     def scan_once(self, emit: bool = True) -> list[Event]:
+        events = self._scan(live=emit)
+        if emit:
+            for event in events:
+                self._emit(event)
+        return events
+
+    def _scan(self, live: bool) -> list[Event]:
         events: list[Event] = []
         try:
             run_dirs = sorted(
@@ -315,56 +434,207 @@ class MetricsWatcher:
             events += self._warning("", self.runs_dir, None, f"cannot list runs: {exc}")
             run_dirs = []
         for run_dir in run_dirs:
-            run_id = run_dir.name
-            follower = self._followers.get(run_id)
-            if follower is None:
-                follower = self._followers[run_id] = MetricsFollower(run_dir / METRICS_FILENAME)
+            run = self._runs.get(run_dir.name)
             try:
-                lines = follower.read_lines()
+                if run is None:
+                    run = self._runs[run_dir.name] = _Run(run_dir.name, run_dir,
+                                                          MetricsFollower(run_dir / METRICS_FILENAME))
+                    if not live:
+                        self._load_history(run)
+                events += self._follow(run, live)
             except OSError as exc:
-                events += self._warning(run_id, follower.path, None, f"cannot read: {exc}")
-                continue
-            for number, text in lines:
-                events.extend(self._handle_line(run_id, run_dir, follower.path, number, text, emit))
-        if emit:
-            for event in events:
-                self._emit(event)
+                events += self._warning(run.run_id if run else run_dir.name, run_dir / METRICS_FILENAME,
+                                        None, f"cannot read: {exc}")
+            except Exception as exc:  # defensive: a strange file must never stop the watcher
+                log.exception("metrics watcher: %s", run_dir)
+                events += self._warning(run_dir.name, run_dir / METRICS_FILENAME, None,
+                                        f"unexpected error: {exc!r}")
+        if not live:
+            self.loaded = True
         return events
 
-    def _handle_line(self, run_id, run_dir, path, number, text, emit) -> list[Event]:
-        if not text.strip():
-            return []
+    def _load_history(self, run: _Run) -> None:
+        """A run seen for the first time at start-up: its cache, else its last summary."""
+        path = run.follower.path
+        if not path.exists():
+            return
+        if self._restore_cache(run):
+            return
+        summary, profile, lines, end, last_step = _index_from_end(path)
+        run.follower.size()
+        run.follower.offset, run.follower.line_number = end, lines
+        run.summary, run.profile, run.summary_ts = summary, profile, _mtime(path)
+        run.last_step = last_step
+        run.counts = {"lines": lines}
+        self._apply_history(run)
+        run.dirty = True
+        self._write_cache(run, force=True)
+
+    def _restore_cache(self, run: _Run) -> bool:
         try:
-            if text == _TOO_LONG:
+            data = json.loads(run.cache_path.read_bytes())
+            info = run.follower.path.stat()
+            if not (isinstance(data, dict) and data.get("version") == CACHE_VERSION
+                    and data.get("inode") == info.st_ino and 0 <= int(data["offset"]) <= info.st_size):
+                return False
+            summary, profile = data.get("summary"), data.get("profile")
+            if summary is not None:
+                summary = parse_metrics_line(json.dumps(summary))
+                if summary.get("kind") != "summary":
+                    return False
+            if profile is not None and not isinstance(profile, str):
+                return False
+            last_step = data.get("last_step")
+            if last_step is not None:
+                last_step = parse_metrics_line(json.dumps(last_step))
+                if last_step.get("kind") != "step":
+                    return False
+            run.follower.size()
+            run.follower.offset, run.follower.line_number = int(data["offset"]), int(data["lines"])
+            run.summary, run.profile, run.last_step = summary, profile, last_step
+            run.summary_ts = float(data.get("summary_ts") or 0.0)
+            run.counts = {k: int(v) for k, v in (data.get("counts") or {}).items()}
+            run.cut_off = bool(data.get("cut_off"))
+            run.cache_written_at = time.monotonic()
+        except (OSError, ValueError, TypeError, KeyError, RecursionError, MetricsParseError):
+            return False
+        self._apply_history(run)
+        return True
+
+    def _apply_history(self, run: _Run) -> None:
+        with self._lock:
+            if run.last_step is not None:  # the live step time, as if the run had been followed
+                self.state.add_step(run.run_id, run.last_step)
+            if run.summary is not None:
+                self.state.add_summary(run.run_id, run.summary)
+            if run.profile is not None:
+                self.state.latest_profile = {"run_id": run.run_id,
+                                             "path": str((run.run_dir / run.profile).resolve())}
+
+    def _follow(self, run: _Run, live: bool) -> list[Event]:
+        events: list[Event] = []
+        follower = run.follower
+        more = True
+        while more and not run.cut_off:
+            lines, more = follower.read_chunk(limit=self.max_metrics_bytes)
+            events += self._handle_chunk(run, lines, live)
+            if lines:
+                run.dirty = True
+            if not more and follower.size() > self.max_metrics_bytes:  # read up to the cap
+                run.cut_off = True
+                events += self._warning(
+                    run.run_id, follower.path, None,
+                    f"metrics.jsonl passed {self.max_metrics_bytes // (1 << 20)} MB "
+                    "(experiment.max_metrics_mb): the rest is not read, except its final summary")
+        if run.cut_off:
+            events += self._check_cut_off_tail(run, live)
+        self._write_cache(run, force=False)
+        return events
+
+    def _check_cut_off_tail(self, run: _Run, live: bool) -> list[Event]:
+        """A cut-off run still gets its final summary (read from the end of the file)."""
+        size = run.follower.size()
+        if size == run.cut_off_size:
+            return []
+        run.cut_off_size = size
+        summary, profile, _lines, _end, _step = _index_from_end(run.follower.path, max_bytes=1 << 20,
+                                                         count_lines=False)
+        if summary is None or summary == run.summary:
+            return []
+        run.dirty = True
+        return self._handle_record(run, summary, live) if live else (self._fold_summary(run, summary) or [])
+
+    def _handle_chunk(self, run: _Run, lines: list[tuple[int, bytes]], live: bool) -> list[Event]:
+        events: list[Event] = []
+        newest_step: tuple[int, bytes] | None = None
+        for number, raw in lines:
+            if not raw.strip():
+                continue
+            if raw is not _TOO_LONG and not _needs_parsing(raw):
+                if newest_step is not None:
+                    run.count("step")
+                newest_step = (number, raw)
+                continue
+            if newest_step is not None:  # the steps before this record, as their newest one
+                events += self._parse_and_handle(run, *newest_step, live)
+                newest_step = None
+            events += self._parse_and_handle(run, number, raw, live)
+        if newest_step is not None:
+            events += self._parse_and_handle(run, *newest_step, live)
+        run.counts["lines"] = run.follower.line_number
+        return events
+
+    def _parse_and_handle(self, run: _Run, number: int, raw: bytes, live: bool) -> list[Event]:
+        try:
+            if raw is _TOO_LONG:
                 raise MetricsParseError(f"line longer than {MAX_LINE_BYTES} bytes")
-            record = parse_metrics_line(text)
+            record = parse_metrics_line(raw)
         except MetricsParseError as exc:
-            return self._warning(run_id, path, number, str(exc))
+            run.count("malformed")
+            return self._warning(run.run_id, run.follower.path, number, str(exc))
         except Exception as exc:  # defensive: parsing must never take the engine down
-            return self._warning(run_id, path, number, f"unexpected error: {exc!r}")
+            run.count("malformed")
+            return self._warning(run.run_id, run.follower.path, number, f"unexpected error: {exc!r}")
+        run.count(str(record["kind"])[:40])
+        return self._handle_record(run, record, live)
+
+    def _fold_summary(self, run: _Run, record: Record) -> None:
+        run.summary, run.summary_ts = record, _mtime(run.follower.path)
+        with self._lock:
+            self.state.add_summary(run.run_id, record)
+
+    def _handle_record(self, run: _Run, record: Record, live: bool) -> list[Event]:
         kind = record["kind"]
         if kind not in KNOWN_KINDS:
             return []  # a newer writer's record: ignore quietly
+        run_id, run_dir = run.run_id, run.run_dir
         fields = {k: v for k, v in record.items() if k not in _RESERVED}
         fields["run_id"] = run_id
         if kind == "step":
-            self.state.add_step(run_id, record)
+            run.last_step = record
+            with self._lock:
+                self.state.add_step(run_id, record)
             fields["step_time_ms"] = record["step_time_s"] * 1e3
         elif kind == "summary":
-            self.state.add_summary(run_id, record)
+            self._fold_summary(run, record)
             if _is_number(record.get("step_time_median_s")):
                 fields["step_time_ms"] = record["step_time_median_s"] * 1e3
             for name in ("p10", "p90"):
                 if _is_number(record.get(f"{name}_s")):
                     fields[f"{name}_ms"] = record[f"{name}_s"] * 1e3
-            fields.update(metric=self.state.metric, value=self.state.latest_value)
+            with self._lock:
+                fields.update(metric=self.state.metric, value=self.state.latest_value)
         elif kind == "profile":
+            run.profile = record["dir"]
             profile_dir = (run_dir / record["dir"]).resolve()
             fields["path"] = str(profile_dir)
-            self.state.latest_profile = {"run_id": run_id, "path": str(profile_dir)}
-            if emit and self.summarize_profiles:
+            with self._lock:
+                self.state.latest_profile = {"run_id": run_id, "path": str(profile_dir)}
+            if live and self.summarize_profiles:
                 self.pending_profiles.append((run_id, profile_dir))
         return [make_event(self.lane, "metric", **fields)]
+
+    def _write_cache(self, run: _Run, force: bool) -> None:
+        if not (self.write_cache and run.dirty):
+            return
+        now = time.monotonic()
+        if not force and now - run.cache_written_at < CACHE_WRITE_INTERVAL_S \
+                and run.follower.offset < run.follower.size():
+            return  # still growing: write again shortly
+        data = {"version": CACHE_VERSION, "inode": run.follower.inode, "offset": run.follower.offset,
+                "lines": run.follower.line_number, "counts": run.counts, "summary": run.summary,
+                "summary_ts": run.summary_ts, "profile": run.profile, "cut_off": run.cut_off,
+                "last_step": run.last_step}
+        try:
+            atomic_write_json(run.cache_path, data)
+        except (OSError, TypeError, ValueError):
+            return  # a full disk or a read-only run folder: the history is read again next time
+        run.dirty = False
+        run.cache_written_at = now
+
+    def flush_caches(self) -> None:
+        for run in list(self._runs.values()):
+            self._write_cache(run, force=True)
 
     def _warning(self, run_id: str, path: Path, line: int | None, message: str) -> list[Event]:
         """A warning event in a list, or [] once a file has used up its warnings."""
@@ -406,62 +676,193 @@ class MetricsWatcher:
         except Exception as exc:  # ProfileError or anything unexpected: report, go on
             return make_event(self.lane, "profile_summary", run_id=run_id, path=str(path),
                               summary=None, error=str(exc) or type(exc).__name__)
-        self.state.latest_profile = {"run_id": run_id, "path": str(path), "summary": summary}
+        with self._lock:
+            self.state.latest_profile = {"run_id": run_id, "path": str(path), "summary": summary}
         return make_event(self.lane, "profile_summary", run_id=run_id, path=str(path), summary=summary)
 
+    async def _scan_in_thread(self) -> None:
+        for event in await asyncio.to_thread(self._scan, True):
+            self._emit(event)
+        await self.summarize_pending()
+
     async def run(self, stop_event: asyncio.Event | None = None) -> None:
-        """Follow until `stop_event` is set (or the task is cancelled)."""
+        """Load the history, then follow until `stop_event` is set (or the task is cancelled)."""
         from watchfiles import awatch
 
         stop_event = stop_event or asyncio.Event()
-        self.scan_once()
-        await self.summarize_pending()
-        while not stop_event.is_set():
-            try:
-                self.runs_dir.mkdir(parents=True, exist_ok=True)
-                async for _changes in awatch(
-                    self.runs_dir, stop_event=stop_event, debounce=200, step=50,
-                    rust_timeout=int(self.poll_s * 1000), yield_on_timeout=True,
-                    recursive=True,
-                ):
-                    self.scan_once()
-                    await self.summarize_pending()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # watch failed (folder removed, inotify limits): poll
-                for event in self._warning("", self.runs_dir, None, f"watch failed, polling: {exc}"):
-                    self._emit(event)
-                self._warnings.pop(str(self.runs_dir), None)
+        try:
+            if not self.loaded:
+                await asyncio.to_thread(self._scan, False)
+            await self._scan_in_thread()
+            while not stop_event.is_set():
                 try:
-                    await asyncio.wait_for(stop_event.wait(), timeout=self.poll_s)
-                except asyncio.TimeoutError:
-                    pass
-                self.scan_once()
-                await self.summarize_pending()
+                    self.runs_dir.mkdir(parents=True, exist_ok=True)
+                    async for _changes in awatch(
+                        self.runs_dir, stop_event=stop_event, debounce=200, step=50,
+                        rust_timeout=int(self.poll_s * 1000), yield_on_timeout=True,
+                        recursive=True, watch_filter=_not_a_cache,
+                    ):
+                        await self._scan_in_thread()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # watch failed (folder removed, inotify limits): poll
+                    for event in self._warning("", self.runs_dir, None, f"watch failed, polling: {exc}"):
+                        self._emit(event)
+                    self._warnings.pop(str(self.runs_dir), None)
+                    try:
+                        await asyncio.wait_for(stop_event.wait(), timeout=self.poll_s)
+                    except asyncio.TimeoutError:
+                        pass
+                    await self._scan_in_thread()
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.flush_caches)
+
+
+def _not_a_cache(change, path: str) -> bool:
+    return not path.endswith(CACHE_FILENAME)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+_MARKERS = (b'"summary"', b'"profile"')
+
+
+def _marked_lines_from_end(path: Path, block: int = 1 << 20):
+    """(line, its start offset, bytes searched so far) for each line that mentions a summary
+    or a profile, last first. The search runs in C (bytes.rfind), so a gigabyte of step
+    records costs a read, not a Python loop per line. An unterminated last line counts."""
+    with open(path, "rb") as handle:
+        position = handle.seek(0, os.SEEK_END)
+        size = position
+        carry = b""  # the start of a line that began before the block just read
+        while position > 0:
+            length = min(block, position)
+            position -= length
+            handle.seek(position)
+            data = handle.read(length) + carry
+            if position > 0:
+                first = data.find(b"\n")
+                if first < 0:  # one line longer than the block: keep it only while it is sane
+                    carry = data if len(data) <= MAX_LINE_BYTES else b""
+                    continue
+                carry, body, base = data[: first + 1], data[first + 1:], position + first + 1
+            else:
+                carry, body, base = b"", data, 0
+            found: dict[int, int] = {}  # line start -> line end, within body
+            for marker in _MARKERS:
+                end = len(body)
+                while (at := body.rfind(marker, 0, end)) >= 0:
+                    line_start = body.rfind(b"\n", 0, at) + 1
+                    line_end = body.find(b"\n", at)
+                    found[line_start] = len(body) if line_end < 0 else line_end
+                    end = line_start
+            for line_start in sorted(found, reverse=True):
+                yield body[line_start:found[line_start]], base + line_start, size - base - line_start
+
+
+def _index_from_end(path: Path, max_bytes: int | None = None, count_lines: bool = True
+                    ) -> tuple[Record | None, str | None, int, int, Record | None]:
+    """(last summary, last profile dir, complete lines, offset after the last complete line,
+    last step record) of a metrics file, reading from its end; at most `max_bytes` are searched."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            handle.seek(max(0, size - MAX_LINE_BYTES - 1))
+            tail = handle.read()
+    except OSError:
+        return None, None, 0, 0, None
+    newline = tail.rfind(b"\n")
+    complete_end = size - len(tail) + newline + 1 if newline >= 0 else 0
+    summary, profile, _warnings = _last_records(path, complete_end, max_bytes)
+    try:
+        lines = _count_lines(path, complete_end) if count_lines else 0
+    except OSError:
+        lines = 0
+    return summary, profile, lines, complete_end, _last_step(tail[:max(newline, 0)])
+
+
+def _last_step(tail: bytes, lines: int = 64) -> Record | None:
+    """The newest step record among the last `lines` complete lines of `tail`."""
+    for raw in tail.split(b"\n")[-lines:][::-1]:
+        if b'"step"' not in raw:
+            continue
+        try:
+            record = parse_metrics_line(raw)
+        except MetricsParseError:
+            continue
+        if record.get("kind") == "step":
+            return record
+    return None
+
+
+def _last_records(path: Path, end: int | None = None, max_bytes: int | None = None
+                  ) -> tuple[Record | None, str | None, list[tuple[int, str]]]:
+    """The last summary and profile dir before offset `end`, and (offset, why) for each
+    summary/profile line that does not parse (at most MAX_WARNINGS_PER_FILE)."""
+    summary: Record | None = None
+    profile: str | None = None
+    bad: list[tuple[int, str]] = []
+    summary_found_at = None
+    try:
+        for raw, start, searched in _marked_lines_from_end(path):
+            if end is not None and start >= end:
+                continue
+            if max_bytes is not None and searched > max_bytes:
+                break
+            if summary_found_at is not None and searched - summary_found_at > PROFILE_SEARCH_BYTES:
+                break
+            try:
+                record = parse_metrics_line(raw)
+            except MetricsParseError as exc:
+                if len(bad) < MAX_WARNINGS_PER_FILE:
+                    bad.append((start, str(exc)))
+                continue
+            if summary is None and record.get("kind") == "summary":
+                summary, summary_found_at = record, searched
+            elif profile is None and record.get("kind") == "profile":
+                profile = record["dir"]
+            if summary is not None and profile is not None:
+                break
+    except OSError:
+        pass
+    return summary, profile, bad
+
+
+PROFILE_SEARCH_BYTES = 64 << 20
+"""How far before a run's last summary its profile record is looked for."""
+
+
+def _count_lines(path: Path, end: int) -> int:
+    count = 0
+    with open(path, "rb") as handle:
+        while handle.tell() < end:
+            data = handle.read(min(CHUNK_BYTES, end - handle.tell()))
+            if not data:
+                break
+            count += data.count(b"\n")
+    return count
 
 
 def read_run_summary(path: Path | str) -> tuple[Record | None, str | None, list[str]]:
     """(last summary record, last profile dir, warnings) of a finished run's metrics.jsonl.
 
-    The one reader for the ledger (record_run) and the benchmark answer; bad lines are
-    skipped with a warning naming the line, a missing file is simply no summary."""
-    summary: Record | None = None
-    profile: str | None = None
-    warnings: list[str] = []
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None, None, warnings
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    The one reader for the ledger (record_run) and the benchmark answer. It searches from
+    the end for summary and profile lines (a run's summary is its last word), so a week of
+    step records costs one read; a summary or profile line that does not parse is skipped
+    with a warning naming its line; a missing file is simply no summary."""
+    path = Path(path)
+    summary, profile, bad = _last_records(path)
+    warnings = []
+    for start, message in reversed(bad):
         try:
-            record = parse_metrics_line(line)
-        except MetricsParseError as exc:
-            warnings.append(f"metrics.jsonl line {number}: {exc}")
-            continue
-        if record.get("kind") == "summary":
-            summary = record
-        elif record.get("kind") == "profile":
-            profile = record["dir"]
+            number = _count_lines(path, start) + 1
+        except OSError:
+            number = 0
+        warnings.append(f"metrics.jsonl line {number}: {message}")
     return summary, profile, warnings

@@ -12,6 +12,10 @@ from autoresearch_tui.engine.core.files import atomic_write_json, read_json
 RUN_INFO = "run.json"
 WRONG_DEVICE = "wrong_device"
 """The status of a run that reported another platform than the lane's (a fallback)."""
+REFUSED = "refused"
+"""The status of a run the engine would not start (a frozen file differs from target_branch)."""
+FINISHED_STATES = ("ok", "crash", "timeout", "hung", "cancelled", WRONG_DEVICE, REFUSED)
+"""run.json statuses of a run that is over (waiting and running are not)."""
 
 
 def run_info_path(run_dir: Path | str) -> Path:

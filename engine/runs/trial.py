@@ -157,6 +157,9 @@ async def try_benchmark(config: Config, lane: str | None = None, *, args: str = 
     folder = _add_worktree(repo, commit)
     notes: list[str] = []
     try:
+        if config.runner.kind != "local":
+            notes.append(f"[runner] kind = \"{config.runner.kind}\": bench runs on this host, not on the "
+                         "cluster (the engine's lanes run there)")
         if link_includes(workspace, lane or "bench", folder, notes):
             notes.append("fork_include files are linked into the checkout, as into a fork")
         env = lane_environment(config, workspace, lane, engine_environment(base_env))

@@ -6,6 +6,7 @@ from typing import Any
 
 from autoresearch_tui.engine.core import ledger
 from autoresearch_tui.engine.core.git import git
+from autoresearch_tui.engine.repo.merge import no_merge_reason
 from autoresearch_tui.engine.runs import record
 from autoresearch_tui.engine.runs.benchmark import tail
 from autoresearch_tui.engine.workspace import Workspace
@@ -41,7 +42,8 @@ def merge_preview(workspace: Workspace, lane: str) -> dict[str, Any]:
     frontier, _ = record.lane_frontier(workspace, lane)
     data = frontier.to_dict(workspace.config.loop.plateau_runs)
     data["commits"] = []
-    data["mergeable"] = bool(frontier.best_keep_run and frontier.best_commit)
+    data["mergeable"] = bool(frontier.best_keep_run and frontier.best_commit
+                             and frontier.best_keep_run == frontier.best_run)
     if data["mergeable"]:
         target = workspace.config.experiment.target_branch
         fork = workspace.fork_dir(lane)
@@ -49,6 +51,7 @@ def merge_preview(workspace: Workspace, lane: str) -> dict[str, Any]:
         if log.returncode != 0:
             log = git(fork, "log", "--format=%h %s", "-n", "20", frontier.best_commit, check=False, timeout=60)
         data["commits"] = log.stdout.splitlines()[:50]
+        data["evidence"] = frontier.best_evidence
     else:
-        data["reason"] = "no kept run beats the baseline yet"
+        data["reason"] = no_merge_reason(frontier, workspace.config.experiment.metric)
     return data

@@ -48,9 +48,15 @@ def example_source() -> Path:
     raise InitError("the bundled example (examples/jax_example) is missing from this installation")
 
 
+EXAMPLE_FROZEN = ("bench.py", "check.py")
+"""The bundled example's measurement and its correctness check: the agent may not change them."""
+EXAMPLE_CHECK = "python check.py"
+
+
 def render_config(repo: str, lanes: tuple[str, ...] | list[str] = DEFAULT_LANES,
                   bench_command: str = "python bench.py", *, name: str = "example",
-                  target_branch: str = "main") -> str:
+                  target_branch: str = "main", frozen: tuple[str, ...] = (),
+                  check_command: str = "") -> str:
     lane_tables = "".join(
         f'\n[[lanes]]\nname = {_toml_string(name)}\nfocus = ""\nenv = {{}}\n' for name in lanes
     )
@@ -65,6 +71,9 @@ direction = "minimize"
 bench_command = {_toml_string(bench_command)}
 run_timeout_s = 900
 {_commented("target_branch", target_branch, "where merges land in the main repo")}
+{f"frozen = [{', '.join(_toml_string(g) for g in frozen)}]".ljust(36)} # globs the agent may not change (the benchmark, its data)
+confirm_runs = 2                     # a would-be new best is re-measured A/B this many times; 0 = off
+{_commented("check_command", check_command, 'correctness check before a keep counts ("" = none)')}
 
 [agent]
 model = ""                           # "" = the CLI's default
@@ -184,8 +193,8 @@ def create_workspace(
             repo_value = str(repo_path.relative_to(root))
         except ValueError:
             repo_value = str(repo_path)
-    if repo is None:
-        text = render_config(repo_value, tuple(lanes))
+    if repo is None:  # the bundled example ships its frozen files and its check
+        text = render_config(repo_value, tuple(lanes), frozen=EXAMPLE_FROZEN, check_command=EXAMPLE_CHECK)
     else:  # the user's repo: its own name and the branch it is on
         text = render_config(repo_value, tuple(lanes), name=experiment_name_for(repo_path),
                              target_branch=current_branch(repo_path) or "main")

@@ -175,6 +175,7 @@ def _resolve(repo: Path, lane: str | None, config_path: str | Path | None) -> tu
         "focus": focus,
         "focus_block": f"\n## This lane's focus\n{focus}\n" if focus else "",
         "device_note": "",  # no engine, no device leases in a plain session
+        "evidence_note": "",
     }
     settings = policy.LoopSettings.from_object(config.loop) if config else policy.LoopSettings()
     info = {"config": str(path.resolve()) if path else None, "variables": variables,

@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autoresearch_tui.engine.config import load_config
+import pytest
+
+from autoresearch_tui.engine.config import load_config, ray_installed
 from autoresearch_tui.engine.repo.forks import ensure_fork
 from autoresearch_tui.engine.workspace import Workspace
 from tests.support import git, make_repo, make_workspace
@@ -121,3 +123,15 @@ def test_init_names_gits_ownership_refusal_and_its_fix(tmp_path):
     result = cli("init", str(tmp_path / "ws"), "--repo", str(repo))
     assert "dubious ownership" in result.stdout
     assert f"git config --global --add safe.directory {repo}" in result.stdout
+
+
+@pytest.mark.skipif(not ray_installed(), reason="Ray is not installed (pip install 'autoresearch-tui[ray]')")
+def test_bench_under_a_ray_runner_says_it_measures_on_this_host(tmp_path):
+    # No cluster is needed: bench never connects to one (a live engine's runs stay untouched).
+    config = make_workspace(tmp_path, repo_files={"bench.py": SCORE_BENCH, "value.txt": "41\n"},
+                            experiment='metric = "score"\ndirection = "maximize"',
+                            runner='kind = "ray"\naddress = "127.0.0.1:1"\nresources = { TPU = 1 }')
+    result = cli("bench", config=config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'kind = "ray": bench runs on this host, not on the cluster' in result.stdout
+    assert "score = 41 (higher is better)" in result.stdout

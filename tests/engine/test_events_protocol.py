@@ -11,12 +11,25 @@ from autoresearch_tui.engine.core.events import EventLog, read_events, redact, s
 
 
 def test_rotation_keeps_every_line_in_order(tmp_path):
-    log = EventLog(tmp_path / "events.jsonl", rotate_bytes=2000)
+    log = EventLog(tmp_path / "events.jsonl", rotate_bytes=2000, keep_segments=1000)
     for i in range(500):
         log.append({"ts": float(i), "lane": "a", "type": "tool_result", "i": i, "output": "x" * (i % 50)})
     log.close()
     assert len(segments(tmp_path / "events.jsonl")) > 10
     assert [e["i"] for e in read_events(tmp_path / "events.jsonl")] == list(range(500))
+
+
+def test_rotated_segments_beyond_the_retention_limit_are_deleted_oldest_first(tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path, rotate_bytes=1000, keep_segments=3)
+    for i in range(400):
+        log.append({"ts": float(i), "lane": "a", "type": "run_output", "i": i, "text": "y" * 40})
+    log.close()
+    rotated = segments(path)[:-1]
+    assert len(rotated) == 3
+    kept = [e["i"] for e in read_events(path)]
+    assert kept == list(range(kept[0], 400)) and kept[0] > 0  # the newest events, in order
+    assert sum(p.stat().st_size for p in segments(path)) < 5000
 
 
 def test_tail_pages_backwards_across_segments_and_ignores_a_torn_tail(tmp_path):

@@ -28,3 +28,16 @@ def test_a_snapshot_round_trips_and_tolerates_what_it_does_not_know():
     again = Snapshot.from_dict(data)
     assert again.lanes["a"].state == "running" and again.lanes["a"].counters.turns == 0
     assert LaneSnapshot.from_dict("not even a dict", "b").name == "b"
+
+
+def test_the_snapshot_carries_the_devices_and_each_lanes_lease_and_evidence(tmp_path):
+    engine = Engine(make_workspace(tmp_path, lanes=("a", "b"), devices='platform = "cpu"\nchips = 2\nslots = 2'))
+    data = engine.snapshot()
+    devices = data["devices"]
+    assert devices["platform"] == "cpu" and [s["chips"] for s in devices["slots"]] == [[0], [1]]
+    assert {s["state"] for s in devices["slots"]} == {"free"} and devices["queue"] == []
+    assert 0.0 <= devices["busy_share"] <= 1.0
+    again = Snapshot.from_dict(data)
+    assert again.devices == devices and again.lanes["a"].lease is None
+    frontier = again.lanes["a"].frontier
+    assert frontier.best_confirmed is False and frontier.claimed_runs == 0 and frontier.unconfirmed == []

@@ -82,3 +82,32 @@ def test_jitting_the_step_makes_it_faster(repo, baseline, tmp_path_factory):
     assert after["loss"] == pytest.approx(before["loss"], rel=1e-4)  # same computation
     # measured ~46 ms -> ~7 ms on a 2-core VM; demand only a 2x drop to stay robust
     assert after["step_time_median_s"] < before["step_time_median_s"] / 2
+
+
+def test_check_passes_the_jit_fix_and_fails_a_change_of_what_the_model_computes(tmp_path):
+    """check.py (the example's check_command): the jit fix computes the same losses as the
+    baseline commit; a change of the learning rate does not. The baseline itself has nothing
+    to compare with and passes without running the model."""
+    repo = tmp_path / "jax-example"
+    shutil.copytree(EXAMPLE, repo, ignore=shutil.ignore_patterns("__pycache__"))
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    baseline = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    def check(*args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+        env.pop("AUTORESEARCH_BASELINE_COMMIT", None)
+        return subprocess.run([sys.executable, "check.py", "--steps", "3", *args], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=240)
+
+    first = check()
+    assert first.returncode == 0 and "this run is the baseline" in first.stdout
+    model = repo / "model.py"
+    model.write_text(model.read_text().replace(JIT_OLD, JIT_NEW))
+    jitted = check("--baseline", baseline)
+    assert jitted.returncode == 0 and "within rtol" in jitted.stdout, jitted.stdout + jitted.stderr
+    model.write_text(model.read_text().replace("learning_rate: float = 1e-3", "learning_rate: float = 5e-2"))
+    changed = check("--baseline", baseline)
+    assert changed.returncode == 1 and "OUTSIDE rtol" in changed.stdout, changed.stdout + changed.stderr

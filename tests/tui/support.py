@@ -198,6 +198,10 @@ class FakeBridge:
                             "log": "step 1: 7.9 ms\nstep_time_ms: 7.9"},
             "merge_preview": {"ok": True, "baseline": 10.0, "best": 7.9, "change_pct": -21.0, "best_run": "0006",
                               "best_commit": "0000006abcdef", "mergeable": True,
+                              "noise_pct": 1.0, "noise_source": "repeats",
+                              "evidence": {"state": "confirmed", "candidate_values": [7.9, 8.0],
+                                           "incumbent_values": [8.3, 8.2], "candidate_median": 7.95,
+                                           "incumbent_median": 8.25, "gain_pct": 3.64, "band_pct": 1.2},
                               "commits": ["0000006 donate buffers", "0000005 bf16 matmuls", "0000002 fuse bias add"]},
             "history": {"ok": True, "events": []},
         }

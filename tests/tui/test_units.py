@@ -117,7 +117,15 @@ async def shown(pilot, predicate, timeout: float = 15.0) -> None:
 
 
 async def test_unknown_theme_falls_back_and_warns():
-    app = fixed_app(theme="no-such-theme")
+    """autoresearch.toml refuses an unknown theme (tests/engine/test_config_limits.py); the
+    app still falls back for one that gets past it (a theme a later Textual dropped)."""
+    from autoresearch_tui.engine.config import TuiConfig
+    from autoresearch_tui.tui.app import AutoresearchApp
+    from tests.tui.support import FakeBridge, fixed_store
+
+    store = fixed_store()
+    app = AutoresearchApp(TuiConfig.model_construct(**{**TuiConfig().__dict__, "theme": "no-such-theme"}),
+                          bridge=FakeBridge(store), store=store)
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.pause(0.1)
         assert app.theme == "autoresearch-dark"
@@ -354,3 +362,63 @@ def test_a_lane_retrying_the_api_says_so_on_its_card_until_the_api_answers():
     assert "↻ retrying the API (attempt 2/10, next in 1.2s)" in lane_text(retrying, 1).plain
     answered = LaneSnapshot.from_dict({"name": "a", "state": "running", "api_retry": None})
     assert "retrying" not in lane_text(answered, 1).plain
+
+
+async def test_the_runs_tab_shows_the_evidence_and_folds_confirmations_under_their_candidate():
+    def row(run_id, status, metric, description, **extra):
+        return {"run_id": run_id, "ts": "2026-05-28T20:00:00Z", "commit": f"{run_id}abcdef", "metric": metric,
+                "status": status, "description": description, "source": "measured", "kind": "", **extra}
+
+    confirmed = {"confirmation": {"state": "confirmed"}}
+    rows = [
+        row("0001", "keep", 10.0, "baseline"),
+        row("0002", "keep", 9.9, "tiny gain", verdict={"within_noise": True}),
+        row("0003", "keep", 8.0, "lucky", verdict={"confirmation": {"state": "rejected"}}),
+        row("0004", "repeat", 10.1, "re-measure", kind="confirmation", confirms="0003", role="candidate"),
+        row("0005", "keep", 7.0, "real", verdict=confirmed),
+        row("0006", "repeat", 7.1, "re-measure", kind="confirmation", confirms="0005", role="candidate"),
+        row("0007", "repeat", 10.0, "re-measure", kind="confirmation", confirms="0005", role="incumbent"),
+        row("0008", "keep", 1.0, "trust me", source="claimed", verdict={"unverified": True}),
+        row("0009", "keep", 6.0, "stopped midway", verdict={"confirmation": {"state": "unconfirmed"}}),
+    ]
+    app = fixed_app()
+    async with app.run_test(size=(150, 36)) as pilot:
+        await pilot.pause(0.3)
+        table = app.screen.query_one("#runs")
+        table.show_rows("a", rows, {"baseline": 10.0, "best_run": "0005"})
+        shown = [[str(table.get_cell_at((i, c))) for c in (0, 5)] for i in range(table.row_count)]
+    assert shown == [
+        ["0009", "? unconfirmed"], ["0008", "claimed ⚠ unverified"], ["0005 ★", "✓ confirmed"],
+        ["  └ 0006", "re-measure (candidate)"], ["  └ 0007", "re-measure (incumbent)"],
+        ["0003", "✗ not confirmed"], ["  └ 0004", "re-measure (candidate)"],
+        ["0002", "measured ≈ within noise"], ["0001", "measured"],
+    ]
+
+
+def test_confirmations_checks_and_ignored_claims_read_as_lines_with_their_numbers():
+    """The evidence events in the transcript, the logs and the Decisions tab (issue 12 item 5:
+    the verdict carries the numbers), and a custom metric on a finished run's line."""
+    from autoresearch_tui.engine.core.render import event_detail
+    from autoresearch_tui.tui.store import LaneFeed
+
+    verdict = {"ts": T0, "lane": "a", "type": "confirmation", "phase": "finished", "run_id": "0005",
+               "state": "rejected", "candidate_values": [10.1, 9.9], "incumbent_values": [10.0, 10.05],
+               "incumbent_run": "0001", "gain_pct": -0.25, "band_pct": 1.4, "reason": "gain within noise"}
+    line = transcript_lines(verdict)
+    assert len(line) == 1 and line[0].endswith(
+        "run 0005 REJECTED: re-measures [10.1, 9.9] vs run 0001 [10, 10.05], gain -0.25% vs noise band "
+        "1.40% (gain within noise)")
+    claim = {"ts": T0, "lane": "a", "type": "claim_ignored", "run_id": "0003", "claimed": 99, "measured": 30.5}
+    assert event_detail(claim) == "run 0003: the agent's number 99 ignored, the engine measured 30.5"
+    failed = {"ts": T0, "lane": "a", "type": "check_finished", "run_id": "0004", "passed": False,
+              "status": "crash", "exit_code": 1}
+    assert transcript_lines(failed)[0].endswith("run 0004: correctness check FAILED (crash, exit 1)")
+    finished = {"ts": T0, "lane": "a", "type": "run_finished", "run_id": "0002", "status": "ok", "seconds": 2.0,
+                "exit_code": 0, "summary": {"score": 41.0}, "metric": "score", "value": 41.0}
+    assert transcript_lines(finished)[0].endswith("■ run 0002 ok in 2.0s: score 41")
+    buffer = LaneFeed("a")
+    started = {**verdict, "phase": "started"}
+    passed = {**failed, "passed": True, "status": "ok"}
+    for event in (started, verdict, passed, failed, claim):
+        buffer.append_event(event)
+    assert [what for _, what, _ in buffer.decisions] == ["confirmation: rejected", "check failed"]

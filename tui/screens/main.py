@@ -16,6 +16,7 @@ from textual.widgets import ContentSwitcher, DataTable, Footer, TabbedContent
 
 from autoresearch_tui.engine.client import EngineClientError
 from autoresearch_tui.engine.core.lane_state import NEEDS_ATTENTION, PAUSED, PAUSING, STOPPED
+from autoresearch_tui.engine.core.render import figure
 from autoresearch_tui.tui.store import Alert, LaneStore
 from autoresearch_tui.tui.screens.confirm import ConfirmScreen
 from autoresearch_tui.tui.screens.help import HelpScreen
@@ -61,6 +62,27 @@ MAIN_BINDINGS = [
     Binding("n", "add_lane", "New lane", tooltip="Add a lane", id="add_lane"),
     Binding("c", "reconnect", "Reconnect", show=False, tooltip="Reconnect to the engine", id="reconnect"),
 ]
+
+
+def evidence_text(preview: dict[str, Any]) -> Text:
+    """The evidence behind a merge: the confirmation's re-measures, medians and noise band."""
+    text = Text()
+    evidence = preview.get("evidence")
+    noise = preview.get("noise_pct")
+    if isinstance(evidence, dict) and evidence.get("candidate_median") is not None:
+        def values(key: str) -> str:
+            return ", ".join(figure(v, 4) for v in evidence.get(key) or [])
+
+        text.append("\nconfirmed: ", style="bold green")
+        text.append(f"re-measures [{values('candidate_values')}] vs the incumbent's "
+                    f"[{values('incumbent_values')}], medians {figure(evidence['candidate_median'], 4)} vs "
+                    f"{figure(evidence.get('incumbent_median'), 4)}, gain {evidence.get('gain_pct', 0):+.1f}% "
+                    f"> noise band {evidence.get('band_pct', 0):.1f}%")
+    else:
+        text.append("\nnot re-measured (confirmation off when it was kept)", style="yellow")
+    if isinstance(noise, (int, float)):
+        text.append(f"\nlane noise ±{noise:.1f}% ({preview.get('noise_source')})", style="dim")
+    return text
 
 
 class MainScreen(Screen[None]):
@@ -377,6 +399,7 @@ class MainScreen(Screen[None]):
         if isinstance(change, (int, float)):
             body.append(f"  ({change:+.1f}% vs baseline)", style="bold green")
         body.append(f"\nbest run {preview.get('best_run')}, commit {str(preview.get('best_commit') or '')[:10]}")
+        body.append_text(evidence_text(preview))
         commits = preview.get("commits") or []
         body.append(f"\n\n{len(commits)} commit(s):\n")
         for line in commits[:15]:

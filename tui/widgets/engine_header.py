@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from autoresearch_tui.engine.core.render import clean
+from autoresearch_tui.engine.core.render import clean, cluster_text
 from autoresearch_tui.engine.core.snapshot import Snapshot
 
 CLOCK = time.time
@@ -83,6 +83,10 @@ class EngineHeader(Static):
             part = Text(f"device {clean(devices.get('platform', '?'))} busy {devices['busy_share'] * 100:.0f}%")
             part.append(f" ({leased}/{len(slots)} slots" + (f", {queued} queued)" if queued else ")"), style="dim")
             parts.append(part)
+        if snap.cluster:
+            text = cluster_text(snap.cluster)
+            style = "bold red" if snap.cluster.get("connection") == "unreachable" else ""
+            parts.append(Text(clean(text), style=style))
         if snap.started_at is not None:
             parts.append(Text(f"up {format_duration(CLOCK() - snap.started_at)}"))
         if self.connection == "connected" and snap.pid:

@@ -210,7 +210,7 @@ async def test_overloaded_and_server_errors_are_retried_and_the_lane_recovers(tm
 
 
 async def test_a_dead_cli_is_restarted_with_the_same_session(tmp_path, model):
-    from autoresearch_tui.engine.agent.processes import processes_in
+    from autoresearch_tui.engine.agent.processes import owner_tag, tagged_processes
 
     config = make_workspace(tmp_path)
     model.set_script(lambda request: bash("sleep 0.3; echo working"))
@@ -219,9 +219,8 @@ async def test_a_dead_cli_is_restarted_with_the_same_session(tmp_path, model):
     try:
         await wait_until(lambda: len(model.main_requests) >= 2, what="the session to start")
         session = engine.lanes["a"].record.session_id
-        fork = engine.workspace.fork_dir("a")
-        for pid in processes_in(fork):
-            os.kill(pid, 9)  # the CLI (and its shell) die under the lane
+        for process in tagged_processes(owner_tag(engine.workspace.lane_dir("a"))):
+            os.kill(process.pid, 9)  # the CLI (and its shell) die under the lane
         before = len(model.main_requests)
         await wait_until(lambda: any(r.contains("failed and was restarted")
                                      for r in model.main_requests[before:]), what="the restarted session")

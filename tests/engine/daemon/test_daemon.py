@@ -10,20 +10,20 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from autoresearch_tui.engine.client import EngineClient
-from autoresearch_tui.engine.daemon.control import running_pid, spawn_daemon
+from autoresearch_tui.engine.daemon.control import running_pid
 from autoresearch_tui.engine.core.ledger import read_ledger
 from autoresearch_tui.engine.protocol import socket_path
-from autoresearch_tui.engine.demo.scripted_model import ModelRequest, ScriptedModelServer, Turn, cli_env
+from autoresearch_tui.engine.demo.scripted_model import ModelRequest, Turn
 from autoresearch_tui.engine.core.files import read_json
 from autoresearch_tui.engine.workspace import Workspace
 from autoresearch_tui.engine.core.tools import tool_id
+from tests.engine.daemon.conftest import run_cli
 from tests.support import make_workspace, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -31,25 +31,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 RUN_BENCHMARK, RECORD_RUN = tool_id("run_benchmark"), tool_id("record_run")
 
 
-@pytest.fixture
-def daemons():
-    """Start daemons for a test; whatever is still running afterwards is killed."""
-    started: list[Workspace] = []
-
-    def start(config, model: ScriptedModelServer, home: Path) -> int:
-        started.append(Workspace(config))
-        return spawn_daemon(config, env={**os.environ, **cli_env(home, model.base_url)})
-
-    yield start
-    for workspace in started:
-        pid = running_pid(workspace)
-        if pid and pid > 0:
-            os.kill(pid, signal.SIGKILL)
-
-
 def cli(*args: str, config) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autoresearch_tui.cli", *args, "--config", str(config.path)],
-                          capture_output=True, text=True, timeout=90)
+    return run_cli(*args, config=config)
 
 
 async def connect(config) -> EngineClient:
@@ -182,14 +165,19 @@ async def test_socket_is_private_and_another_user_is_refused(tmp_path, model, da
         return result.stdout.strip() or result.stderr.strip()
 
     assert as_nobody() == "permission denied"  # the 0700 directory stops it first
-    # Even with the modes opened up, the peer-credential check refuses another uid.
-    os.chmod(path.parent, 0o711)
+    # Even with the modes opened up (the folders above it too), the peer-credential check
+    # refuses another uid.
+    opened = {folder: stat.S_IMODE(folder.stat().st_mode) for folder in path.parents
+              if folder != Path("/") and not stat.S_IMODE(folder.stat().st_mode) & 0o001}
+    for folder, mode in opened.items():
+        os.chmod(folder, mode | 0o011)
     os.chmod(path, 0o666)
     try:
         reply = json.loads(as_nobody())
     finally:
         os.chmod(path, 0o600)
-        os.chmod(path.parent, 0o700)
+        for folder, mode in opened.items():
+            os.chmod(folder, mode)
     assert reply["ok"] is False and "another user" in reply["error"]
     assert cli("stop", config=config).returncode == 0
 
@@ -238,7 +226,7 @@ async def test_one_engine_per_workspace_and_plain_text_views(tmp_path, model, da
     first = daemons(config, model, tmp_path / "home")
     assert daemons(config, model, tmp_path / "home") == first  # a second start finds the first
     second = cli("daemon", config=config)
-    assert second.returncode == 1 and "already runs" in second.stderr
+    assert second.returncode == 1 and "an engine is running" in second.stderr
     await wait_until(lambda: len(model.main_requests) >= 4, timeout=60, what="some progress")
 
     status = cli("status", config=config)
@@ -281,16 +269,20 @@ async def test_stop_experiment_writes_the_report_and_keeps_forks_unless_safe(tmp
 
 
 async def test_merge_command_goes_through_a_running_engine(tmp_path, model, daemons):
-    config = make_workspace(tmp_path, repo_files={"bench.py": "print('x')\n", "model.py": "x = 1\n"})
+    bench = ("import json, os\nfrom model import x\n"
+             "open(os.environ['AUTORESEARCH_METRICS'], 'a').write(json.dumps({'v': 1, 'kind': 'summary', "
+             "'step_time_median_s': 0.010 if x == 1 else 0.008}) + '\\n')\n")
+    config = make_workspace(tmp_path, repo_files={"bench.py": bench, "model.py": "x = 1\n"})
     model.set_script([
-        Turn.tool("Bash", {"command": "git commit -q --allow-empty -m baseline"}),
-        Turn.tool(RECORD_RUN, {"status": "keep", "description": "baseline", "metric": 10.0}),
+        Turn.tool(RUN_BENCHMARK, {"description": "baseline"}),
+        Turn.tool(RECORD_RUN, {"status": "keep", "description": "baseline"}),
         Turn.tool("Bash", {"command": "echo 'x = 2' > model.py && git commit -qam faster"}),
-        Turn.tool(RECORD_RUN, {"status": "keep", "description": "faster", "metric": 8.0}),
+        Turn.tool(RUN_BENCHMARK, {"description": "faster"}),
+        Turn.tool(RECORD_RUN, {"status": "keep", "description": "faster"}),  # confirmed A/B first
     ] + [Turn.tool("Bash", {"command": "sleep 0.3"})] * 100)
     daemons(config, model, tmp_path / "home")
-    await wait_until(lambda: len(read_ledger(Workspace(config).ledger_path("a"), "step_time_ms")[0]) == 2,
-                     timeout=60, what="two recorded runs")
+    await wait_until(lambda: len(read_ledger(Workspace(config).ledger_path("a"), "step_time_ms")[0]) == 6,
+                     timeout=90, what="two recorded runs and the four confirmation re-measures")
     merged = cli("merge", "a", config=config)
     assert merged.returncode == 0, merged.stderr
     assert "-20.0%" in merged.stdout

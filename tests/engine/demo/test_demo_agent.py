@@ -2,9 +2,9 @@
 engine restart and in a lane added after a merge, and re-measures the commit it names.
 
 Its tool calls are carried out for real here: Bash and Edit in the real fork (git), the
-ledger through the real record_run. Only the benchmark's number is scripted (from the fork's
-code: jax runs take minutes on this machine), so the test follows the agent over dozens of
-turns in a few seconds.
+ledger through the real record_run (with the run.json the engine writes). Only the
+benchmark's number is scripted (from the fork's code: jax runs take minutes on this
+machine), so the test follows the agent over dozens of turns in a few seconds.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from autoresearch_tui.engine.demo.workspace import create_demo_workspace
 from autoresearch_tui.engine.repo.forks import ensure_fork
 from autoresearch_tui.engine.repo.merge import merge_lane
 from autoresearch_tui.engine.runs import record
+from autoresearch_tui.engine.runs.measure import measured_code
+from autoresearch_tui.engine.runs.run_info import update_run_info
 from autoresearch_tui.engine.workspace import Workspace
 
 
@@ -80,11 +82,15 @@ class Harness:
             value = measured_ms(self.fork)
             (run_dir / "metrics.jsonl").write_text(json.dumps(
                 {"v": 1, "kind": "summary", "step_time_median_s": value / 1000}) + "\n")
+            commit, dirty = measured_code(self.fork)  # what the engine's run.json says it measured
+            update_run_info(run_dir, run_id=run_id, lane=self.lane, purpose="benchmark", status="ok",
+                            commit=commit, dirty=dirty)
             return (f"run_id={run_id} run_dir={run_dir} status=ok exit_code=0 wall=1.0s\n"
                     f"step_time_ms (median): {value:.3f}")
         if call.name == RECORD_RUN:
+            # confirm_runs=0: the A/B confirmation is the engine's (tests/engine/runs/test_evidence.py)
             answer = record.record_run(self.workspace, self.lane, data["status"], data["description"],
-                                       run_dir=data.get("run_dir"))
+                                       run_dir=data.get("run_dir"), confirm_runs=0)
             return json.dumps({k: v for k, v in answer.items() if k != "row"}, default=str)
         assert call.name == LANE_STATUS, call.name
         return "{}"

@@ -15,6 +15,7 @@ from autoresearch_tui.engine.repo.forks import ensure_fork, git, git_out
 from autoresearch_tui.engine.runs.record import record_run
 from autoresearch_tui.engine.repo.merge import merge_lane
 from autoresearch_tui.engine.workspace import Workspace
+from tests.support import record_measured
 
 
 def commit_file(repo: Path, name: str, text: str, message: str) -> str:
@@ -45,12 +46,12 @@ def make_workspace(tmp_path: Path) -> Workspace:
 def lane_with_best(ws: Workspace, model_text: str = MODEL.replace("line 3\n", "line 3 fast\n")) -> str:
     """Baseline 100 ms, a discard, then a keep at 80 ms changing model.py; returns its commit."""
     fork = ensure_fork(ws, "a")
-    record_run(ws, "a", "keep", "baseline", metric=100.0)
+    record_measured(ws, "a", "keep", "baseline", 100.0)
     commit_file(fork, "model.py", MODEL.replace("line 9\n", "line 9 slow\n"), "slow idea")
-    record_run(ws, "a", "discard", "slow idea", metric=120.0)
+    record_measured(ws, "a", "discard", "slow idea", 120.0)
     git(fork, "reset", "--hard", "--quiet", "HEAD~1")
     best = commit_file(fork, "model.py", model_text, "fast idea")
-    record_run(ws, "a", "keep", "fast idea", metric=80.0)
+    record_measured(ws, "a", "keep", "fast idea", 80.0)
     return best
 
 
@@ -176,9 +177,9 @@ def test_fallback_temp_worktree(tmp_path, monkeypatch):
 def test_nothing_to_merge_refused(tmp_path):
     ws = make_workspace(tmp_path)
     fork = ensure_fork(ws, "a")
-    record_run(ws, "a", "keep", "baseline", metric=100.0)
+    record_measured(ws, "a", "keep", "baseline", 100.0)
     commit_file(fork, "model.py", "worse\n", "worse")
-    record_run(ws, "a", "keep", "kept but worse", metric=101.0)
+    record_measured(ws, "a", "keep", "kept but worse", 101.0)
     result = merge_lane(ws, "a")
     assert not result.ok and "nothing to merge" in result.message
     assert "autoresearch/exp/a" not in git_out(ws.main_repo, "branch", "--list")

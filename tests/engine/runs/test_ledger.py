@@ -17,10 +17,12 @@ from autoresearch_tui.engine.repo.forks import ensure_fork, git, git_out
 from autoresearch_tui.engine.core.ledger import (
     STATUSES, TORN_MARK, columns, compute_frontier, parse_ledger, read_ledger, sanitize, scaled_mad,
 )
+from autoresearch_tui.engine.runs.run_info import update_run_info
 from autoresearch_tui.engine.runs.record import (
     LedgerError, allocate_run, lane_summary, latest_unrecorded_run, record_run,
 )
 from autoresearch_tui.engine.workspace import Workspace
+from tests.support import record_measured
 
 
 def commit_file(repo: Path, name: str, text: str, message: str) -> str:
@@ -50,6 +52,15 @@ def ws(tmp_path):
     return workspace
 
 
+def engine_ran(ws: Workspace, run_dir: Path, commit: str | None = None, status: str = "ok",
+               dirty: list[str] | None = None) -> None:
+    """What measure() leaves in run.json after it ran the benchmark (the integration tests
+    run the real thing; these unit tests of the ledger write the same record)."""
+    commit = commit or git_out(ws.fork_dir("a"), "rev-parse", "HEAD")
+    update_run_info(run_dir, run_id=run_dir.name, lane="a", purpose="benchmark", status=status,
+                    commit=commit, dirty=dirty or [])
+
+
 def write_summary(run_dir: Path, step_s: float, **extra) -> None:
     lines = [
         {"v": 1, "kind": "step", "step": 1, "step_time_s": step_s, "warmup": False},
@@ -66,6 +77,7 @@ def test_record_reads_summary_writes_row_and_ref(ws):
     run_id, run_dir = allocate_run(ws, "a")
     assert run_id == "0001" and run_dir.is_dir()
     write_summary(run_dir, 0.1183)
+    engine_ran(ws, run_dir)
     answer = record_run(ws, "a", "keep", "baseline\twith tab\nand newline", run_dir=run_dir)
     head = git_out(fork, "rev-parse", "HEAD")
     assert answer["run_id"] == "0001" and answer["commit"] == head
@@ -83,6 +95,7 @@ def test_record_reads_summary_writes_row_and_ref(ws):
     assert values["description"] == "baseline with tab and newline"
     assert float(values["mfu"]) == 0.41 and float(values["peak_hbm_gib"]) == 3.0
     assert values["profile"] == "runs/0001/profile/plugins/profile/2026_11_26_06_00_00"
+    assert values["source"] == "measured" and answer["source"] == "measured"
 
 
 def test_metric_named_differently_is_read_from_summary(tmp_path):
@@ -90,6 +103,7 @@ def test_metric_named_differently_is_read_from_summary(tmp_path):
     ensure_fork(ws, "a")
     run_id, run_dir = allocate_run(ws, "a")
     write_summary(run_dir, 0.2, tokens_per_s=5000.0)
+    engine_ran(ws, run_dir)
     answer = record_run(ws, "a", "keep", "base", run_dir=run_id)
     assert answer["metric"] == 5000.0
     rows, warnings = read_ledger(ws.ledger_path("a"), "tokens_per_s")
@@ -140,13 +154,17 @@ def test_allocate_run_threads_get_unique_ids(ws):
     assert len(got) == len(set(got)) == 40
 
 
-def test_record_without_run_dir_allocates_and_latest_unrecorded(ws):
-    run_id, _ = allocate_run(ws, "a")
-    assert latest_unrecorded_run(ws, "a")[0] == run_id
+def test_record_without_run_dir_means_the_latest_finished_unrecorded_run(ws):
+    first, first_dir = allocate_run(ws, "a")
+    engine_ran(ws, first_dir, status="crash")
+    second, second_dir = allocate_run(ws, "a")
+    update_run_info(second_dir, status="running")  # still going: not what a record means
+    assert latest_unrecorded_run(ws, "a")[0] == first
     answer = record_run(ws, "a", "crash", "oom")
-    assert answer["run_id"] == "0002" and answer["metric"] is None
-    record_run(ws, "a", "keep", "x", metric=3.0, run_dir=run_id)
+    assert answer["run_id"] == first and answer["metric"] is None
     assert latest_unrecorded_run(ws, "a") is None
+    answer = record_run(ws, "a", "crash", "nothing finished: a fresh run")
+    assert answer["run_id"] == "0003"
 
 
 def test_bad_inputs_refused(ws, tmp_path):
@@ -158,10 +176,20 @@ def test_bad_inputs_refused(ws, tmp_path):
         record_run(ws, "a", "keep", "x", metric=float("nan"))
 
 
-def test_uncommitted_changes_warned(ws):
-    (ws.fork_dir("a") / "model.py").write_text("dirty\n")
+def test_a_run_measured_on_uncommitted_changes_cannot_be_a_keep(ws):
+    run_id, run_dir = allocate_run(ws, "a")
+    write_summary(run_dir, 0.1)
+    engine_ran(ws, run_dir, dirty=["model.py"])
+    with pytest.raises(LedgerError, match="uncommitted changes .* cannot be a keep. Commit your change and run"):
+        record_run(ws, "a", "keep", "x", run_dir=run_id)
+    assert record_run(ws, "a", "discard", "x", run_dir=run_id)["status"] == "discard"
+
+
+def test_a_run_the_engine_never_ran_is_recorded_against_head_with_a_warning(ws):
     answer = record_run(ws, "a", "keep", "x", metric=1.0)
-    assert any("uncommitted" in w for w in answer["warnings"])
+    assert answer["commit"] == git_out(ws.fork_dir("a"), "rev-parse", "HEAD")
+    assert answer["source"] == "claimed" and answer["baseline"] is None
+    assert any("was not run by the engine" in w for w in answer["warnings"])
 
 
 def test_torn_row_recovery(ws):
@@ -290,11 +318,17 @@ def test_frontier_properties(spec, direction):
     rows = rows_of(spec)
     f = compute_frontier(rows, direction)
     valued = [r for r in rows if r["metric"] is not None and r["status"] != "crash"]
-    keeps = [r["metric"] for r in rows if r["status"] == "keep" and r["metric"] is not None]
     if not valued:
         assert f.baseline is None and f.best is None
         return
     assert f.baseline == valued[0]["metric"]
+    # Keeps count unless they re-measure a commit measured before (a repeat is never a new best).
+    seen: set[str] = set()
+    keeps = []
+    for r in valued:
+        if r["status"] == "keep" and r["commit"] not in seen:
+            keeps.append(r["metric"])
+        seen.add(r["commit"])
     pick = min if direction == "minimize" else max
     assert f.best == pick([f.baseline, *keeps])
     assert not f.better(f.baseline, f.best)  # best is never worse than the baseline
@@ -313,7 +347,10 @@ def test_frontier_properties(spec, direction):
 def test_lane_summary(ws):
     for i, (status, m) in enumerate([("keep", 100.0), ("discard", 110.0), ("keep", 95.0)]):
         commit_file(ws.fork_dir("a"), "model.py", f"v{i}\n", f"v{i}")
-        record_run(ws, "a", status, f"v{i}", metric=m)
+        run_id, run_dir = allocate_run(ws, "a")
+        write_summary(run_dir, m / 1000)
+        engine_ran(ws, run_dir)
+        record_run(ws, "a", status, f"v{i}", run_dir=run_id, confirm_runs=0)
     summary = lane_summary(ws, "a")
     assert summary["best"] == 95.0 and summary["plateau"] is False
     assert [r["run_id"] for r in summary["last_runs"]] == ["0001", "0002", "0003"]
@@ -339,3 +376,70 @@ def test_ledger_numbers_carry_no_float_noise(ws):
     text = ws.ledger_path("a").read_text()
     assert "\t6.765\t" in text and "\t73.043\t" in text
     assert "0000000" not in text and "9999999" not in text
+
+
+# ---------------------------------------------------------------------------- evidence columns
+
+def test_a_ledger_written_before_the_evidence_columns_still_reads_and_takes_new_rows(ws):
+    """Old ledgers (no source/kind/... columns) keep their rows, and new rows carry the new
+    columns after the old header's: both read back, nothing rewritten."""
+    from autoresearch_tui.engine.core.ledger import LEGACY_EXTRAS, legacy_columns
+
+    old_header = legacy_columns("step_time_ms")
+    assert "source" not in old_header and len(old_header) == 6 + len(LEGACY_EXTRAS) - 1
+    head = git_out(ws.fork_dir("a"), "rev-parse", "HEAD")
+    old_row = ["0001", "2026-01-01T00:00:00Z", head, "100", "keep", "baseline"] + [""] * (len(old_header) - 6)
+    ledger = ws.ledger_path("a")
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    before = "\t".join(old_header) + "\n" + "\t".join(old_row) + "\n"
+    ledger.write_text(before)
+    commit_file(ws.fork_dir("a"), "model.py", "faster\n", "faster")
+    answer = record_measured(ws, "a", "keep", "faster", 80.0)
+    assert answer["source"] == "measured" and answer["best"] == 80.0
+    text = ledger.read_text()
+    assert text.startswith(before)  # not a byte of the old ledger changed
+    rows, warnings = read_ledger(ledger, "step_time_ms")
+    assert not warnings
+    assert [(r["run_id"], r["source"], r["metric"]) for r in rows] == [("0001", "", 100.0), ("0002", "measured", 80.0)]
+    assert compute_frontier(rows, "minimize", "step_time_ms").baseline == 100.0  # legacy rows count as before
+
+
+def test_the_confirmation_rule():
+    from autoresearch_tui.engine.core.ledger import confirmation_verdict
+
+    clear = confirmation_verdict([70.0, 71.0], [100.0, 99.0], "minimize", None, 2)
+    assert clear["state"] == "confirmed" and clear["gain_pct"] == pytest.approx((99.5 - 70.5) / 99.5 * 100)
+    same = confirmation_verdict([100.0, 101.0], [100.0, 99.0], "minimize", 1.0, 2)
+    assert same["state"] == "rejected" and "does not exceed" in same["reason"]
+    # A gain smaller than the lane's noise is not confirmed, however tidy the re-measures.
+    small = confirmation_verdict([97.0, 97.0], [100.0, 100.0], "minimize", 5.0, 2)
+    assert small["state"] == "rejected" and small["band_pct"] == pytest.approx(5.0)
+    # More re-measures narrow the band: the same 4% gain holds with 8 of each.
+    assert confirmation_verdict([96.0] * 8, [100.0] * 8, "minimize", 5.0, 8)["state"] == "confirmed"
+    assert confirmation_verdict([60.0, 61.0], [41.0, 40.0], "maximize", None, 2)["state"] == "confirmed"
+    assert confirmation_verdict([70.0], [100.0], "minimize", None, 2)["state"] == "unconfirmed"
+    assert confirmation_verdict([70.0, 70.0], [100.0], "minimize", None, 2, crashed=True)["state"] == "rejected"
+
+
+def test_only_a_confirmed_candidate_becomes_the_best_and_its_value_is_the_confirmed_median():
+    def row(run_id, commit, metric, status="keep", **extra):
+        return {"run_id": run_id, "commit": commit * 8, "metric": metric, "status": status, "source": "measured",
+                "kind": "", "confirms": "", "role": "", "confirm_runs": 0, **extra}
+
+    def confirmation(run_id, candidate, role, commit, metric):
+        return row(run_id, commit, metric, "repeat", kind="confirmation", confirms=candidate, role=role)
+
+    rows = [row("0001", "a", 100.0), row("0002", "b", 60.0, confirm_runs=2)]
+    f = compute_frontier(rows, "minimize")
+    assert f.best_run == "0001" and f.unconfirmed == ["0002"]  # pending: not the best yet
+    rows += [confirmation("0003", "0002", "candidate", "b", 71.0), confirmation("0004", "0002", "incumbent", "a", 100.0),
+             confirmation("0005", "0002", "candidate", "b", 69.0), confirmation("0006", "0002", "incumbent", "a", 101.0)]
+    f = compute_frontier(rows, "minimize")
+    assert f.best_run == "0002" and f.best == 70.0 and f.best_keep_run == "0002" and f.best_evidence["state"] == "confirmed"
+    assert f.runs == 2 and f.confirmation_runs == 4  # re-measures are not experiments
+    rows.append(row("0007", "b", 50.0))  # a lucky re-measure of the best's own commit
+    f = compute_frontier(rows, "minimize")
+    assert f.best_run == "0002" and f.per_run["0007"]["repeat_of"] == "0002"
+    rows.append(row("0008", "c", 1.0, source="claimed"))
+    f = compute_frontier(rows, "minimize")
+    assert f.best == 70.0 and f.claimed_runs == 1 and f.per_run["0008"]["unverified"] is True

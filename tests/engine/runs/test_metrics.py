@@ -212,3 +212,18 @@ def test_a_summary_may_carry_only_its_own_metric(tmp_path):
     events = watcher.scan_once()
     assert [e["type"] for e in events] == ["metric"] and events[0]["value"] == 41.0
     assert watcher.state.latest_value == 41.0
+
+
+def test_a_summary_carries_the_configured_metric_under_its_own_name():
+    """Only the fields the configured metric needs are required (issue 12, item 1)."""
+    from autoresearch_tui.engine.runs.metrics import metric_value, missing_metric
+
+    score = parse_metrics_line('{"v":1,"kind":"summary","score":41.0}')
+    assert metric_value(score, "score") == 41.0 and missing_metric(score, "score") is None
+    assert missing_metric(score, "step_time_ms") == (
+        "the summary has no `step_time_ms` or `step_time_median_s` (a finite number) for the "
+        "configured metric step_time_ms")
+    step = parse_metrics_line('{"v":1,"kind":"summary","step_time_median_s":0.25}')
+    assert metric_value(step, "step_time_ms") == 250.0 and metric_value(step, "step_time_s") == 0.25
+    assert missing_metric(step, "tokens_per_s").startswith("the summary has no `tokens_per_s`")
+    assert missing_metric(None, "score") == "no summary record was written"

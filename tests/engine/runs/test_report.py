@@ -8,7 +8,7 @@ from autoresearch_tui.cli.main import main as cli_main
 from autoresearch_tui.engine.config import parse_config
 from autoresearch_tui.engine.core.events import EventLog, make_event
 from autoresearch_tui.engine.repo.forks import ensure_fork, git, git_out
-from autoresearch_tui.engine.runs.record import record_run
+from tests.support import record_measured
 from autoresearch_tui.engine.repo.merge import merge_lane
 from autoresearch_tui.engine.runs.report import write_report
 from autoresearch_tui.engine.workspace import Workspace
@@ -46,7 +46,7 @@ def test_report_written_with_valid_png(tmp_path):
         fork = ensure_fork(ws, lane)
         for i, (status, metric) in enumerate(runs):
             commit_file(fork, f"{lane}.py", f"v = {i}\n", f"{lane} {i}")
-            record_run(ws, lane, status, f"{lane} idea {i}", metric=metric)
+            record_measured(ws, lane, status, f"{lane} idea {i}", metric)
     result = merge_lane(ws, "a")
     assert result.ok
     log = EventLog(ws.events_path("a"))
@@ -86,7 +86,7 @@ def test_progress_plot_uses_a_log_axis_for_a_wide_span_and_marks_merges_and_best
     for i, (status, metric) in enumerate([("keep", 92.0), ("keep", 9.1), ("discard", 9.4),
                                           ("keep", 6.2), ("inconclusive", 6.4)]):
         commit_file(fork, "a.py", f"v = {i}\n", f"a {i}")
-        record_run(ws, "a", status, f"idea {i}", metric=metric)
+        record_measured(ws, "a", status, f"idea {i}", metric)
     result = merge_lane(ws, "a")
     assert result.ok
     log = EventLog(ws.events_path("a"))
@@ -111,5 +111,5 @@ def test_progress_plot_stays_linear_for_a_narrow_span(tmp_path):
     fork = ensure_fork(ws, "a")
     for i, metric in enumerate([10.0, 9.0, 8.5]):
         commit_file(fork, "a.py", f"v = {i}\n", f"a {i}")
-        record_run(ws, "a", "keep", f"idea {i}", metric=metric)
+        record_measured(ws, "a", "keep", f"idea {i}", metric)
     assert build_figure(ws, [lane_report_data(ws, "a")]).axes[0].get_yscale() == "linear"

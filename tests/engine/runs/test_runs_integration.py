@@ -37,6 +37,7 @@ def last_run_dir(request: ModelRequest) -> str:
 async def test_jitting_the_example_really_lowers_the_lanes_best_step_time(tmp_path, model):
     config_path = create_workspace(tmp_path / "ws", lanes=("a",))
     config = load_config(config_path)
+    config.experiment.confirm_runs = 0  # confirmation has its own tests (tests/engine/runs/test_evidence.py)
     fork = None
 
     def script(request: ModelRequest) -> Turn:
