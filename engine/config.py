@@ -52,22 +52,23 @@ class _Section(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul_bytes(cls, value):
-        for text in _strings(value):
+        for where, text in _strings(value):
             if "\x00" in text:
-                raise ValueError("contains a NUL byte")
+                raise ValueError(f"{where}: contains a NUL byte" if where else "contains a NUL byte")
         return value
 
 
-def _strings(value):
+def _strings(value, where: str = ""):
+    """(dotted key inside the value, text) of every string in a value, keys included."""
     if isinstance(value, str):
-        yield value
+        yield where, value
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _strings(key)
-            yield from _strings(item)
+            yield where, str(key)
+            yield from _strings(item, f"{where}.{key}" if where else str(key))
     elif isinstance(value, (list, tuple)):
         for item in value:
-            yield from _strings(item)
+            yield from _strings(item, where)
 
 
 class ExperimentConfig(_Section):
@@ -562,7 +563,8 @@ def _describe(exc: ValidationError, text: str, path: Path) -> str:
         loc, message = loc[:2], "expected a slot count (1, 2, ...) or chip lists like [[0, 1], [2, 3]]"
         error = {**error, "loc": loc, "msg": message, "type": "union"}
     own_key = re.match(r"^(?:Value error, )?([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*): ", message)
-    if error["type"] == "value_error" and (not loc or own_key):
+    codex_table = loc[:3] == ("agent", "codex", "config")  # its check names keys inside the table
+    if error["type"] == "value_error" and (not loc or own_key) and not codex_table:
         # Model-level checks phrase their own location ("lanes[1].name: ...", "runner.address: ...").
         message = message.removeprefix("Value error, ")
         key = ""
@@ -574,7 +576,7 @@ def _describe(exc: ValidationError, text: str, path: Path) -> str:
             match = re.match(r"lanes\[(\d+)\]\.(\w+)", message)
             loc = ("lanes", int(match.group(1)), match.group(2)) if match else ()
     else:
-        if error["type"] == "value_error" and loc[:3] == ("agent", "codex", "config"):
+        if error["type"] == "value_error" and codex_table:
             # The free-form Codex table's check names the key inside it ("features.plugins: ...").
             dotted, _, message = message.removeprefix("Value error, ").partition(": ")
             loc = loc + tuple(dotted.split("."))

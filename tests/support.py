@@ -109,3 +109,22 @@ def record_measured(workspace, lane: str, status: str, description: str, value: 
                     status="ok" if value is not None else "crash",
                     commit=commit, dirty=dirty or [])
     return record_run(workspace, lane, status, description, run_dir=run_id, confirm_runs=confirm_runs)
+
+
+def processes_in(folder: Path | str) -> list[int]:
+    """Pids (this uid's) whose working folder is `folder` or inside it: what a test looks at
+    to see what a lane left running (the engine itself ends processes by owner tag only)."""
+    root = os.path.realpath(folder)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid != os.getuid():
+                continue
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if cwd == root or cwd.startswith(root + os.sep):
+            found.append(int(entry))
+    return found

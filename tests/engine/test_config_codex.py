@@ -70,7 +70,7 @@ def test_lanes_choose_their_agent_and_codex_has_its_table(workspace):
     (BASE + '[agent.codex.config.mcp_servers.autoresearch]\ncommand = "evil"\n',
      ":21: agent.codex.config.mcp_servers.autoresearch: set by the engine"),
     (BASE.replace('model_provider = "local"', 'model_provider = "lo\\u0000cal"'),
-     ":10: agent.codex.config.model_provider: NUL bytes"),
+     ":10: agent.codex.config.model_provider: contains a NUL byte"),
     (BASE.replace('model_provider = "local"', "tool_output_token_limit = nan"),
      ":10: agent.codex.config.tool_output_token_limit: expected a finite number"),
     (BASE.replace("usd_per_mtok = { input = 1, cached_input = 0.1, output = 8 }", "")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import tomlkit
 
-from autoresearch_tui.engine.agent.processes import describe, processes_in
+from autoresearch_tui.engine.agent.processes import describe
 from autoresearch_tui.engine.config import load_config
 from autoresearch_tui.engine.core.events import read_events
 from autoresearch_tui.engine.core.files import read_json
@@ -30,7 +30,7 @@ from autoresearch_tui.engine.demo.scripted_responses import (
 )
 from autoresearch_tui.engine.supervisor import Engine
 from autoresearch_tui.engine.workspace import Workspace
-from tests.support import git, make_workspace, wait_until
+from tests.support import git, make_workspace, processes_in, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.codex, pytest.mark.timeout(240)]
 
