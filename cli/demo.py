@@ -21,6 +21,9 @@ def register_cli(subparsers) -> None:
         "against the bundled scripted model: real edits, real benchmark runs, no API key.",
     )
     demo.add_argument("dir", nargs="?", help="workspace folder (default: a new temporary folder)")
+    demo.add_argument("--codex", action="store_true",
+                      help="lane b runs OpenAI's Codex CLI (scripted too) beside lane a's Claude Code; "
+                           "needs the pinned Codex CLI (`npm install` in the checkout)")
     demo.add_argument("--headless", action="store_true",
                       help="no UI: run in the foreground and print events")
     demo.add_argument("--duration", type=float, default=None, metavar="SECONDS",
@@ -33,13 +36,15 @@ def register_cli(subparsers) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from autoresearch_tui.engine.demo.workspace import create_demo_workspace
 
-    config_path = create_demo_workspace(Path(args.dir) if args.dir else None)
+    config_path = create_demo_workspace(Path(args.dir) if args.dir else None, codex=args.codex)
     config = load_config(config_path)
     throwaway = args.dir is None and not args.keep
+    codex_lanes = [lane.name for lane in config.lanes if lane.agent == "codex"]
     print(f"Scripted demo workspace: {config.workspace}\n"
           "(the model is scripted; edits and benchmark runs are real; "
-          + ("removed when the demo ends, unless --keep)" if throwaway else "kept afterwards)"),
-          file=sys.stderr)
+          + ("removed when the demo ends, unless --keep)" if throwaway else "kept afterwards)")
+          + (f"\nlane {', '.join(codex_lanes)}: the real Codex CLI, against the scripted Responses server"
+             if codex_lanes else ""), file=sys.stderr)
     try:
         if args.headless:
             from autoresearch_tui.engine.daemon.server import run_foreground

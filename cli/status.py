@@ -80,7 +80,7 @@ def status_lines(snapshot: dict) -> list[str]:
     metric = snapshot.get("metric", "metric")
     lines = [f"{snapshot.get('experiment')} — {snapshot.get('workspace')} — engine "
              f"{snapshot.get('engine', '?')}" + (" — SCRIPTED DEMO MODEL" if snapshot.get("scripted") else "")]
-    lines.append(f"{'lane':<10} {'state':<16} {'runs':>5} {'best ' + metric:>18} {'change':>8} "
+    lines.append(f"{'lane':<10} {'agent':<7} {'state':<16} {'runs':>5} {'best ' + metric:>18} {'change':>8} "
                  f"{'cost':>9}  last activity")
     config = snapshot.get("config") or {}
     if config.get("error"):
@@ -97,7 +97,7 @@ def status_lines(snapshot: dict) -> list[str]:
             state = lease.get("text") or "waiting for device"
         retry = (lane.get("api_retry") or {}).get("message")
         lines.append(
-            f"{name:<10} {state:<16} {frontier.get('runs', 0):>5} "
+            f"{name:<10} {lane.get('agent', 'claude'):<7} {state:<16} {frontier.get('runs', 0):>5} "
             f"{figure(frontier.get('best')):>18} "
             f"{'-' if change is None else f'{change:+.1f}%':>8} "
             f"${lane.get('counters', {}).get('cost_usd', 0.0):>8.4f}  {_ago(lane.get('last_activity'))}"

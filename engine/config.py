@@ -12,7 +12,7 @@ import math
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -52,22 +52,23 @@ class _Section(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul_bytes(cls, value):
-        for text in _strings(value):
+        for where, text in _strings(value):
             if "\x00" in text:
-                raise ValueError("contains a NUL byte")
+                raise ValueError(f"{where}: contains a NUL byte" if where else "contains a NUL byte")
         return value
 
 
-def _strings(value):
+def _strings(value, where: str = ""):
+    """(dotted key inside the value, text) of every string in a value, keys included."""
     if isinstance(value, str):
-        yield value
+        yield where, value
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _strings(key)
-            yield from _strings(item)
+            yield where, str(key)
+            yield from _strings(item, f"{where}.{key}" if where else str(key))
     elif isinstance(value, (list, tuple)):
         for item in value:
-            yield from _strings(item)
+            yield from _strings(item, where)
 
 
 class ExperimentConfig(_Section):
@@ -130,6 +131,82 @@ class ExperimentConfig(_Section):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+CODEX_ENGINE_KEYS = {
+    "sandbox_mode": "every Codex lane runs in workspace-write, confined to its lane",
+    "approval_policy": "a lane has nobody to approve commands: the engine sets \"never\"",
+    "sandbox_workspace_write": "the engine sets the writable roots to the lane's fork, runs and retrospectives",
+    "features.plugins": "plugins stay off: they reach github.com at start-up",
+    "analytics": "analytics stay off",
+    "check_for_update_on_startup": "update checks stay off",
+    "mcp_servers.autoresearch": "the engine's own tools (run_benchmark, record_run, lane_status)",
+    "model": "use [agent.codex] model",
+    "model_reasoning_effort": "use [agent.codex] reasoning_effort",
+}
+"""Codex config.toml keys the engine owns (engine/agent/codex_home.py writes them)."""
+
+
+def _check_codex_config(table: dict, prefix: str = "", depth: int = 0) -> None:
+    """Values Codex's config.toml can hold, and none of the keys the engine owns."""
+    if depth > 8:
+        raise ValueError(f"{prefix.rstrip('.')}: nested too deeply")
+    for key, value in table.items():
+        if not key or len(key) > 200 or re.search(r"[\x00-\x1f\x7f]", key):
+            raise ValueError(f"{prefix}{key!r}"[:80] + ": not a usable key")
+        dotted = prefix + key
+        if dotted in CODEX_ENGINE_KEYS:
+            raise ValueError(f"{dotted}: set by the engine ({CODEX_ENGINE_KEYS[dotted]})")
+        _check_codex_value(value, dotted, depth)
+
+
+def _check_codex_value(value: Any, dotted: str, depth: int) -> None:
+    if depth > 8:
+        raise ValueError(f"{dotted}: nested too deeply")
+    if isinstance(value, dict):
+        _check_codex_config(value, dotted + ".", depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_codex_value(item, dotted, depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{dotted}: expected a finite number")
+    elif isinstance(value, str) and ("\0" in value or len(value) > 20000):
+        raise ValueError(f"{dotted}: NUL bytes and strings over 20000 characters are not allowed")
+
+
+class CodexPrices(_Section):
+    """US dollars per million tokens, as the model's price list gives them."""
+    input: float = Field(ge=0, allow_inf_nan=False)
+    cached_input: float | None = Field(None, ge=0, allow_inf_nan=False)
+    """None = the input price."""
+    output: float = Field(ge=0, allow_inf_nan=False)
+
+    @field_validator("input", "cached_input", "output", mode="before")
+    @classmethod
+    def _int_is_float(cls, value):
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class CodexConfig(_Section):
+    """`[agent.codex]`: how Codex lanes run (engine/agent/codex.py)."""
+    model: str = Field("", max_length=200, pattern=r"^[^\x00-\x1f]*$")
+    """"" = Codex's default model."""
+    reasoning_effort: str = Field("", pattern=r"^[a-z]{0,20}$")
+    """"" = the model's default; e.g. low, medium, high, xhigh (the model's own list)."""
+    binary: str = Field("", max_length=4096, pattern=r"^[^\x00]*$")
+    """"" = $AUTORESEARCH_CODEX_BIN, then the pinned npm install, then `codex` on PATH."""
+    sandbox_network: bool = False
+    """Whether the agent's own commands may use the network (Codex's sandbox default: no)."""
+    usd_per_mtok: CodexPrices | None = None
+    """Prices for the lane's cost (Codex reports tokens); needed for max_budget_usd."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """Extra keys for the lane's Codex config.toml, e.g. a model provider."""
+
+    @field_validator("config")
+    @classmethod
+    def _usable_codex_config(cls, value: dict) -> dict:
+        _check_codex_config(value)
+        return value
+
+
 class AgentConfig(_Section):
     model: str = ""
     permission_mode: Literal["default", "acceptEdits", "plan", "bypassPermissions"] = "acceptEdits"
@@ -140,6 +217,8 @@ class AgentConfig(_Section):
     """Per lane; 0 = no cap."""
     scripted_demo: bool = False
     """Offline demo: lanes talk to the bundled scripted model, not to a real API."""
+    codex: CodexConfig = Field(default_factory=CodexConfig)
+    """Codex lanes (`[[lanes]] agent = "codex"`)."""
 
     @field_validator("max_budget_usd", mode="before")
     @classmethod
@@ -173,6 +252,8 @@ class LoopConfig(_Section):
 
 class LaneConfig(_Section):
     name: str = Field(pattern=LANE_NAME_PATTERN)
+    agent: Literal["claude", "codex"] = "claude"
+    """Which agent CLI runs the lane: Claude Code (bundled) or OpenAI's Codex CLI."""
     focus: str = Field("", max_length=20000)
     env: dict[str, str] = Field(default_factory=dict)
 
@@ -366,6 +447,16 @@ class Config(_Section):
                 raise ValueError(f"runner.ship[{index}]: {pattern!r} is not one of experiment.fork_include")
         return self
 
+    @model_validator(mode="after")
+    def _codex_budget_has_prices(self):
+        # Codex reports tokens, not dollars: a cap it cannot price would never stop a lane.
+        codex = [i for i, lane in enumerate(self.lanes) if lane.agent == "codex"]
+        if codex and self.agent.max_budget_usd and self.agent.codex.usd_per_mtok is None:
+            raise ValueError(f"lanes[{codex[0]}].agent: a Codex lane with agent.max_budget_usd needs "
+                             "[agent.codex] usd_per_mtok = {input = ..., output = ...} (Codex reports "
+                             "tokens, not dollars)")
+        return self
+
     @property
     def workspace(self) -> Path:
         return self.path.parent
@@ -472,7 +563,8 @@ def _describe(exc: ValidationError, text: str, path: Path) -> str:
         loc, message = loc[:2], "expected a slot count (1, 2, ...) or chip lists like [[0, 1], [2, 3]]"
         error = {**error, "loc": loc, "msg": message, "type": "union"}
     own_key = re.match(r"^(?:Value error, )?([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*): ", message)
-    if error["type"] == "value_error" and (not loc or own_key):
+    codex_table = loc[:3] == ("agent", "codex", "config")  # its check names keys inside the table
+    if error["type"] == "value_error" and (not loc or own_key) and not codex_table:
         # Model-level checks phrase their own location ("lanes[1].name: ...", "runner.address: ...").
         message = message.removeprefix("Value error, ")
         key = ""
@@ -484,6 +576,10 @@ def _describe(exc: ValidationError, text: str, path: Path) -> str:
             match = re.match(r"lanes\[(\d+)\]\.(\w+)", message)
             loc = ("lanes", int(match.group(1)), match.group(2)) if match else ()
     else:
+        if error["type"] == "value_error" and codex_table:
+            # The free-form Codex table's check names the key inside it ("features.plugins: ...").
+            dotted, _, message = message.removeprefix("Value error, ").partition(": ")
+            loc = loc + tuple(dotted.split("."))
         key = _dotted(loc)
         message = message.removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
@@ -517,12 +613,21 @@ def _dotted(loc: tuple) -> str:
 
 
 def _line_of(text: str, loc: tuple) -> int | None:
-    """Best-effort line number of the key at `loc` (tomllib gives none for valid TOML)."""
+    """Best-effort line number of the key at `loc` (tomllib gives none for valid TOML); a key
+    inside an inline table is found by its enclosing key."""
+    line = _line_of_key(text, loc)
+    while line is None and len([part for part in loc if isinstance(part, str)]) > 2:
+        loc = loc[:-1]
+        line = _line_of_key(text, loc)
+    return line
+
+
+def _line_of_key(text: str, loc: tuple) -> int | None:
     keys = [part for part in loc if isinstance(part, str)]
     if not keys:
         return None
     lane_index = loc[1] if len(loc) > 1 and loc[0] == "lanes" and isinstance(loc[1], int) else None
-    table, key = (keys[0], keys[1]) if len(keys) > 1 else ("", keys[0])
+    table, key = (".".join(keys[:-1]), keys[-1]) if len(keys) > 1 else ("", keys[0])
     current_table, lanes_seen, table_line = "", -1, None
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
@@ -531,7 +636,7 @@ def _line_of(text: str, loc: tuple) -> int | None:
             current_table = header.group(1)
             if stripped.startswith("[[") and current_table == "lanes":
                 lanes_seen += 1
-            if not table and current_table == key:
+            if current_table == ".".join(keys) and lane_index is None:
                 return number  # the unknown or wrong key is a whole table
             if current_table == table and (lane_index is None or lanes_seen == lane_index):
                 table_line = table_line or number

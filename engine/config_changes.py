@@ -3,8 +3,8 @@
 A running engine reloads its config when the file changes (supervisor.Engine watches it).
 Live: the [loop] numbers, [tui], a lane's focus, new lanes (started), the benchmark's
 command and timeouts, the loop program, the budget cap. Everything else (the repo, the
-experiment's name or metric, the agent's model, tools and permissions, a lane's env, ...)
-is fixed for the engine's life or for a lane's agent process: the engine says so, on the
+experiment's name or metric, the agent's model, tools and permissions, a lane's env or
+agent, [agent.codex], ...) is fixed for the engine's life or for a lane's agent process: the engine says so, on the
 notice and on every answer, until it is restarted.
 
 The config object is shared by the engine, its lanes, their tools and the workspace, so
@@ -85,7 +85,7 @@ def diff_configs(old: Config, new: Config, running_lanes: set[str]) -> ConfigCha
             if lane.name not in running_lanes:
                 changes.added_lanes.append(lane.name)
             continue
-        for key in ("focus", "env"):
+        for key in ("focus", "env", "agent"):
             if getattr(previous, key) != getattr(lane, key):
                 dotted = f"lanes.{lane.name}.{key}"
                 if key in LIVE_LANE_KEYS:

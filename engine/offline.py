@@ -25,6 +25,7 @@ def offline_snapshot(config: Config) -> Snapshot:
         if not workspace.lane_json(name).exists():
             snapshot.state = NOT_STARTED
         snapshot.fork, snapshot.focus = str(workspace.fork_dir(name)), lane.focus
+        snapshot.agent = lane.agent  # what the lane runs now, even before it has a lane.json
         frontier, _warnings = lane_frontier(workspace, name)
         snapshot.frontier = FrontierView.from_dict(frontier.to_dict(config.loop.plateau_runs))
         watcher = MetricsWatcher(name, workspace.runs_dir(name), lambda event: None,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autoresearch_tui.engine.agent.claude import ClaudeSession
-from autoresearch_tui.engine.agent.lane import Lane
+from autoresearch_tui.engine.agent.lane import AgentSession, Lane
 from autoresearch_tui.engine.config import (
     Config, ConfigError, LaneConfig, append_lane, parse_config, valid_lane_name,
 )
@@ -103,6 +103,9 @@ class Engine:
             self.leases = LeaseManager(self.devices.slots)
             self.platform = self.devices.platform
         self.scripted_model = None
+        self.scripted_responses = None
+        self.codex_provider: dict[str, Any] | None = None
+        """A Codex model provider the engine imposes (the scripted demo's); None = the lane's own."""
         self.config_status: dict[str, Any] = {}
         """The last reload of autoresearch.toml: when, what was applied, what needs a restart."""
         if config.agent.scripted_demo:
@@ -118,6 +121,11 @@ class Engine:
         self.scripted_model = ScriptedModelServer(script=DemoAgent(self.config), keep_requests=4).start()
         home = self.workspace.state_dir / "demo-home"
         self.env.update(cli_env(home, self.scripted_model.base_url))
+        if any(lane.agent == "codex" for lane in self.config.lanes):
+            from autoresearch_tui.engine.demo.codex_agent import start_codex_demo_model
+
+            self.scripted_responses, self.codex_provider, key_env = start_codex_demo_model(self.config)
+            self.env.update(key_env)
 
     # ----------------------------------------------------------------- events
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
@@ -146,7 +154,7 @@ class Engine:
             storage_retry_s=self.storage_retry_s,
             with_tools=self.with_tools,
             ledger_view=self._ledger_view,
-            session_factory=ClaudeSession,
+            session_factory=self._session_factory,
             leases=self.leases,
             platform=self.platform,
             runner=self.runner,
@@ -159,6 +167,14 @@ class Engine:
                                  max_metrics_bytes=int(self.config.experiment.max_metrics_mb * (1 << 20)))
         self.watchers[name] = watcher
         return lane
+
+    def _session_factory(self, lane: Lane) -> AgentSession:
+        """The lane's agent process: Claude Code, or Codex (`[[lanes]] agent`)."""
+        if lane.agent == "codex":
+            from autoresearch_tui.engine.agent.codex import codex_session  # only where Codex lanes run
+
+            return codex_session(lane, provider=self.codex_provider)
+        return ClaudeSession(lane)
 
     def _ledger_view(self, lane: str) -> policy.LedgerView:
         frontier, _warnings = self.frontiers.get(lane)
@@ -322,6 +338,8 @@ class Engine:
             await self.runner.close()
         if self.scripted_model is not None:
             self.scripted_model.stop()
+        if self.scripted_responses is not None:
+            self.scripted_responses.stop()
 
     # ----------------------------------------------------------------- the engine API
     def lane(self, name: str) -> Lane:

@@ -37,13 +37,18 @@ def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
 
 
 def make_workspace(root: Path, *, lanes=("a",), loop: str = "", experiment: str = "",
-                   repo_files: dict[str, str] | None = None, devices: str = "", runner: str = "") -> Config:
+                   repo_files: dict[str, str] | None = None, devices: str = "", runner: str = "",
+                   agents: dict[str, str] | None = None, extra: str = "") -> Config:
+    """`agents` maps lane names to their agent (default claude); `runner` is the [runner]
+    table's body; `extra` is more TOML."""
     make_repo(root / "raw" / "code" / "proj", repo_files)
-    lane_tables = "\n".join(f'[[lanes]]\nname = "{name}"\n' for name in lanes)
+    lane_tables = "\n".join(f'[[lanes]]\nname = "{name}"\n'
+                             + (f'agent = "{agents[name]}"\n' if name in (agents or {}) else "")
+                             for name in lanes)
     (root / "autoresearch.toml").write_text(
         f'[experiment]\nname = "exp"\nrepo = "raw/code/proj"\nbench_command = "python bench.py"\n'
         f"{experiment}\n[loop]\n{loop}\n[devices]\n{devices}\n"
-        + (f"[runner]\n{runner}\n" if runner else "") + lane_tables
+        + (f"[runner]\n{runner}\n" if runner else "") + f"{lane_tables}\n{extra}"
     )
     return load_config(root / "autoresearch.toml")
 
@@ -56,6 +61,32 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, what:
         await asyncio.sleep(0.05)
 
 
+# ----------------------------------------------------------------- Codex lanes
+NETNS_MARK = "AUTORESEARCH_TEST_NETNS"
+"""Set in a test process re-run inside its own network namespace (tests/conftest.py)."""
+
+
+def only_loopback() -> bool:
+    """True inside a network namespace with nothing but `lo` (`unshare -n`, `ip link set lo up`).
+
+    /proc/self/net/dev follows the process's namespace (/sys/class/net does not)."""
+    try:
+        with open("/proc/self/net/dev") as handle:
+            names = [line.split(":")[0].strip() for line in handle.readlines()[2:]]
+    except OSError:
+        return False
+    return names == ["lo"]
+
+
+def codex_binary() -> Path | None:
+    """The Codex CLI the engine would use, else the pinned one `npm install` put in this
+    checkout (a non-editable install cannot know the checkout); None when there is none."""
+    from autoresearch_tui.engine.agent.codex_home import AgentSetupError, find_codex_binary, native_binary
+
+    try:
+        return find_codex_binary("", os.environ)
+    except AgentSetupError:
+        return native_binary(REPO_ROOT / "node_modules")
 def record_measured(workspace, lane: str, status: str, description: str, value: float | None, *,
                     confirm_runs: int = 0, dirty: list[str] | None = None) -> dict:
     """record_run for a run as the engine leaves it after measuring the fork's HEAD: a summary
@@ -78,3 +109,22 @@ def record_measured(workspace, lane: str, status: str, description: str, value: 
                     status="ok" if value is not None else "crash",
                     commit=commit, dirty=dirty or [])
     return record_run(workspace, lane, status, description, run_dir=run_id, confirm_runs=confirm_runs)
+
+
+def processes_in(folder: Path | str) -> list[int]:
+    """Pids (this uid's) whose working folder is `folder` or inside it: what a test looks at
+    to see what a lane left running (the engine itself ends processes by owner tag only)."""
+    root = os.path.realpath(folder)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid != os.getuid():
+                continue
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if cwd == root or cwd.startswith(root + os.sep):
+            found.append(int(entry))
+    return found

@@ -29,6 +29,7 @@ from typing import Any, Callable, Protocol
 from autoresearch_tui.engine.agent.processes import GROUP_RECORD, OWNER_VAR, owner_tag
 from autoresearch_tui.engine.agent.processes import alive as process_alive
 from autoresearch_tui.engine.agent.prompts import lane_variables, loop_program
+from autoresearch_tui.engine.agent.reinjection import lane_state_block
 from autoresearch_tui.engine.config import Config
 from autoresearch_tui.engine.core import policy
 from autoresearch_tui.engine.core.events import Event, EventLog, make_event
@@ -56,8 +57,13 @@ class NeedsUserError(RuntimeError):
     what to do. The lane needs attention at once: retrying would change nothing."""
 
 
+class AgentSetupError(NeedsUserError):
+    """Raised while opening the agent's session (a missing binary, no credentials): no agent
+    process runs, so the lane's task ends in needs_attention and resume() starts it again."""
+
+
 class AgentSession(Protocol):
-    """One agent process of a lane (see agent/claude.py)."""
+    """One agent process of a lane (agent/claude.py, agent/codex.py)."""
 
     async def __aenter__(self) -> "AgentSession": ...
     async def __aexit__(self, *exc_info: Any) -> None: ...
@@ -113,6 +119,14 @@ class Lane:
         self._resume_after_fault: str | None = None
         self._recovery: asyncio.Task | None = None
         self.record = self._load_record()
+        if self.record.agent != self.agent:
+            if self.record.session_id:
+                self.events.append(make_event(
+                    self.name, "warning", where="agent",
+                    message=f"the lane now runs {self.agent} (it ran {self.record.agent}): a new session "
+                            "starts; the fork, ledger and runs carry over"))
+            self.record.session_id = None
+            self.record.agent = self.agent
         self.variables = lane_variables(config, workspace, name)
         self.program = loop_program(config, self.variables)
 
@@ -151,6 +165,11 @@ class Lane:
     @property
     def state(self) -> str:
         return self.record.state
+
+    @property
+    def agent(self) -> str:
+        """"claude" or "codex" (`[[lanes]] agent`)."""
+        return self.config.lane(self.name).agent if self._configured() else "claude"
 
     def emit(self, type: str, **fields: Any) -> Event:
         event = self._log(make_event(self.name, type, **fields))
@@ -255,6 +274,7 @@ class Lane:
             next_injection=policy.next_injection(record.policy, self.settings, time.time()) if running else None,
             fork=str(self.workspace.fork_dir(self.name)),
             focus=self.config.lane(self.name).focus if self._configured() else "",
+            model=(self.config.agent.codex.model if self.agent == "codex" else self.config.agent.model) or "",
             storage={"fault": self.storage_fault, "lost_events": self.events.lost,
                      "pending_events": self.events.pending, "failed_saves": self.failed_saves},
             api_retry=dict(self.api_retry) if self.api_retry else None,
@@ -462,12 +482,16 @@ class Lane:
             self._revived = False
             prompt = self._continue_prompt(self._why_continue)
         else:
-            prompt = self._resume_prompt() if resumed else self._start_prompt()
+            prompt = self._resume_prompt() if resumed else self.start_prompt()
         while self.state not in (STOPPING, STOPPED):
             try:
                 await self._run_session(prompt)
             except asyncio.CancelledError:
                 raise
+            except AgentSetupError as exc:
+                self.emit("error", where="agent", message=str(exc))
+                self.set_state(NEEDS_ATTENTION, f"{self.agent} cannot start: {exc}")
+                return  # resume() starts the lane again once the user has fixed it
             except Exception as exc:
                 if self.state in (STOPPING, STOPPED):
                     break
@@ -612,17 +636,29 @@ class Lane:
         self._last_assistant_text = text
         self.emit("assistant_text", text=text)
 
-    def note_tool_call(self, tool: str, call_id: str, tool_input: Any) -> None:
+    def note_tool_call(self, tool: str, call_id: str, tool_input: Any, **extra: Any) -> None:
         self.record.counters.tool_uses += 1
         self._tool_names[call_id] = tool
         if len(self._tool_names) > 256:  # calls are answered in order; old ones are done
             del self._tool_names[next(iter(self._tool_names))]
-        self.emit("tool_use", tool=tool, tool_use_id=call_id, input=tool_input)
+        self.emit("tool_use", tool=tool, tool_use_id=call_id, input=tool_input, **extra)
 
-    def note_tool_result(self, call_id: str, output: str, *, is_error: bool = False) -> None:
+    def note_tool_result(self, call_id: str, output: str, *, is_error: bool = False, **extra: Any) -> None:
         """A tool's answer; the event names the tool, so a reader can render it without the call."""
         self.emit("tool_result", tool_use_id=call_id, tool=self._tool_names.pop(call_id, None),
-                  is_error=is_error, output=output)
+                  is_error=is_error, output=output, **extra)
+
+    def note_tokens(self, input_tokens: int, cached_input_tokens: int, output_tokens: int) -> None:
+        """Tokens one model request used (agents that report tokens, not dollars)."""
+        counters = self.record.counters
+        counters.input_tokens += max(0, int(input_tokens))
+        counters.cached_input_tokens += max(0, int(cached_input_tokens))
+        counters.output_tokens += max(0, int(output_tokens))
+
+    def budget_spent(self) -> bool:
+        """Whether the lane's cost reached max_budget_usd (0 = no cap)."""
+        cap = self.config.agent.max_budget_usd
+        return bool(cap) and self.record.counters.cost_usd >= cap
 
     def note_cost(self, turn_cost_usd: float) -> None:
         # The CLI prices tokens as if they were real; a scripted demo model costs nothing.
@@ -639,8 +675,7 @@ class Lane:
             reason = f"{self.storage_fault}: the agent waits until the lane's files can be written"
             self.emit("stop_allowed", kind="paused", reason=reason)
             return None
-        spent = bool(self.config.agent.max_budget_usd) and (
-            self.record.counters.cost_usd >= self.config.agent.max_budget_usd)
+        spent = self.budget_spent()
         view = self._safe_ledger_view()  # read once: the decision and the message share it
         decision = policy.decide_stop(
             self.record.policy,
@@ -650,7 +685,7 @@ class Lane:
         )
         if not decision.blocks:
             self.emit("stop_allowed", kind=decision.kind, reason=decision.reason)
-            if decision.needs_attention:
+            if decision.needs_attention or decision.kind == "budget":  # a spent budget must stop spending
                 self.set_state(NEEDS_ATTENTION, decision.reason)
             self.save()
             return None
@@ -664,8 +699,14 @@ class Lane:
 
     def after_tool_use(self) -> str | None:
         """After each tool call: what to add to the agent's next request, if anything."""
+        policy.note_tool_use(self.record.policy)
+        return self.context_due()
+
+    def context_due(self) -> str | None:
+        """What the agent should read now: the user's messages, a requested retrospective, the
+        program when re-injection is due (schedule or compaction). Counts no tool use: an
+        agent whose turn boundary the engine owns (Codex) asks after a compaction too."""
         state = self.record.policy
-        policy.note_tool_use(state)
         parts = []
         messages = self._take_pending_messages()
         if messages:
@@ -680,7 +721,7 @@ class Lane:
             policy.mark_injected(state, time.time())
             self.emit("injection", kind="program", reason=reason)
             parts.append("[autoresearch] Reminder of the loop program you are running "
-                         f"({reason}):\n\n{self.program}")
+                         f"({reason}):\n\n{self.program}\n\n{self._lane_state_block()}")
         self.save()
         return "\n\n".join(parts) if parts else None
 
@@ -761,6 +802,13 @@ class Lane:
                 f"the last new best; {counters.tool_uses} tool uses; "
                 f"{self.record.policy.stops_blocked} stops blocked.")
 
+    def _lane_state_block(self) -> str:
+        try:
+            return lane_state_block(self.workspace, self.name, self._state_line())
+        except Exception as exc:  # a broken ledger must never break a hook
+            log.warning("lane %s: state block failed: %s", self.name, exc)
+            return self._state_line()
+
     def _safe_ledger_view(self) -> policy.LedgerView:
         try:
             return self._ledger_view(self.name)
@@ -776,7 +824,8 @@ class Lane:
             self.emit("user_message", text=text, delivery="delivered")
         return "\n".join(f"[message from the user] {text}" for text in texts)
 
-    def _start_prompt(self) -> str:
+    def start_prompt(self) -> str:
+        """The first prompt of a new session: the start-experiment skill and the program."""
         return "\n\n".join([
             render_skill("start-experiment", self.variables),
             "## The loop program\n\n" + self.program,

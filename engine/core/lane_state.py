@@ -22,6 +22,8 @@ WAITING_FOR_DEVICE = "waiting_for_device"
 LANE_STATES = (STARTING, RUNNING, PAUSING, PAUSED, STOPPING, STOPPED, NEEDS_ATTENTION)
 IDLE_STATES = (PAUSED, STOPPED, NEEDS_ATTENTION)
 """States in which the lane's agent is not working."""
+AGENTS = ("claude", "codex")
+"""The agent CLIs a lane can run (`[[lanes]] agent`)."""
 USER_HOLDS = ("", PAUSED, STOPPED)
 """Values of LaneRecord.user_hold."""
 NOT_STARTED = "not started"
@@ -40,6 +42,10 @@ class LaneCounters:
     failures: int = 0
     consecutive_failures: int = 0
     restarts: int = 0
+    input_tokens: int = 0
+    """Tokens the lane's model read and wrote (Codex lanes report them; Claude lanes report cost)."""
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
 
 
 @dataclass
@@ -49,6 +55,8 @@ class LaneRecord:
     name: str
     state: str = STARTING
     session_id: str | None = None
+    agent: str = "claude"
+    """The agent whose session `session_id` is (a Codex thread id means nothing to Claude)."""
     counters: LaneCounters = field(default_factory=LaneCounters)
     policy: PolicyState = field(default_factory=PolicyState)
     needs_attention_reason: str = ""
@@ -60,7 +68,7 @@ class LaneRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "state": self.state, "session_id": self.session_id,
+            "name": self.name, "state": self.state, "session_id": self.session_id, "agent": self.agent,
             "counters": vars(self.counters).copy(), "policy": self.policy.to_dict(),
             "needs_attention_reason": self.needs_attention_reason, "user_hold": self.user_hold,
             "last_activity": self.last_activity, "created_at": self.created_at,
@@ -77,6 +85,9 @@ class LaneRecord:
         session_id = data.get("session_id")
         if session_id is not None and not (isinstance(session_id, str) and 0 < len(session_id) <= 200):
             raise LaneRecordError("session_id: expected a string or null")
+        agent = data.get("agent", "claude")
+        if agent not in AGENTS:
+            raise LaneRecordError(f"agent: unknown agent {str(agent)[:40]!r}")
         counters_data = data.get("counters", {})
         if not isinstance(counters_data, dict):
             raise LaneRecordError(f"counters: expected an object, got {type(counters_data).__name__}")
@@ -103,7 +114,7 @@ class LaneRecord:
         for key, value in times.items():
             if not _number(value):
                 raise LaneRecordError(f"{key}: expected a number")
-        return cls(name=name, state=state, session_id=session_id, counters=counters, policy=policy,
+        return cls(name=name, state=state, session_id=session_id, agent=agent, counters=counters, policy=policy,
                    needs_attention_reason=reason if isinstance(reason, str) else "", user_hold=hold,
                    last_activity=float(times["last_activity"]), created_at=float(times["created_at"]))
 

@@ -142,6 +142,8 @@ class LaneSnapshot(LaneRecord):
     """{"turns_left", "seconds_left"}; None while the lane is not running."""
     fork: str = ""
     focus: str = ""
+    model: str = ""
+    """The model the lane's agent was told to use ("" = the agent CLI's default)."""
     frontier: FrontierView = field(default_factory=FrontierView)
     metrics: LiveMetrics = field(default_factory=LiveMetrics)
     device: dict[str, Any] | None = None
@@ -178,6 +180,7 @@ class LaneSnapshot(LaneRecord):
             next_injection={k: v for k, v in injection.items() if _number(v) is not None} if injection else None,
             fork=_str(data.get("fork")),
             focus=_str(data.get("focus")),
+            model=_str(data.get("model")),
             frontier=FrontierView.from_dict(data.get("frontier")),
             metrics=LiveMetrics.from_dict(data.get("metrics")),
             device=_dict(data.get("device")),

@@ -24,8 +24,18 @@ max_consecutive_blocks = 5
 """
 
 
-def create_demo_workspace(folder: Path | None = None) -> Path:
-    """A workspace whose engine uses the scripted model; returns its config path."""
+CODEX_LANE = "b"
+CODEX_TABLE = """
+[agent.codex]
+model = "gpt-5.5"                    # the scripted demo answers for any model
+"""
+
+
+def create_demo_workspace(folder: Path | None = None, *, codex: bool = False) -> Path:
+    """A workspace whose engine uses the scripted model; returns its config path.
+
+    `codex`: lane b runs the real Codex CLI (against the engine's scripted Responses server)
+    beside lane a's Claude Code."""
     folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="autoresearch-demo-"))
     config_path = folder / "autoresearch.toml"
     if config_path.exists():
@@ -40,6 +50,12 @@ def create_demo_workspace(folder: Path | None = None) -> Path:
     if "scripted_demo" not in text:
         text += "\n[agent]\nscripted_demo = true\n"
     text = re.sub(r"(?ms)^\[loop\]\n.*?(?=^\[)", DEMO_LOOP + "\n", text, count=1)
+    if codex:
+        text, found = re.subn(rf'(?m)^(name = "{CODEX_LANE}"\n)', r'\1agent = "codex"                      '
+                              "# the Codex CLI, against the scripted Responses server\n", text, count=1)
+        if not found:
+            raise ConfigError(f"{config_path}: no lane {CODEX_LANE} to run Codex in")
+        text += CODEX_TABLE
     config_path.write_text(text, encoding="utf-8")
     load_config(config_path)  # fail here, loudly, if the demo config is wrong
     return config_path

@@ -147,7 +147,7 @@ def fixed_snapshot() -> dict:
         "started_at": T0 - 3725, "pid": 4242, "scripted": True, "total_cost_usd": 1.234,
         "lanes": {
             "a": fixed_lane("a", "running", [10.0, 9.5, 9.5, 9.0, 8.2, 8.2, 7.9], 7, 2, PROFILE),
-            "b": fixed_lane("b", "paused", [10.0, 10.0, 9.8], 3, 0),
+            "b": {**fixed_lane("b", "paused", [10.0, 10.0, 9.8], 3, 0), "agent": "codex", "model": "gpt-5.5"},
             "c": fixed_lane("c", "needs_attention", [10.0], 1, 5),
             "d": fixed_lane("d", "stopped", [], 0, 0),
         },

@@ -13,7 +13,7 @@ from textual.widgets import Static
 
 from autoresearch_tui.engine.core.render import clean
 from autoresearch_tui.engine.core.snapshot import LaneSnapshot
-from autoresearch_tui.tui.widgets.lane_card import figures_text, state_text
+from autoresearch_tui.tui.widgets.lane_card import agent_text, figures_text, state_text
 from autoresearch_tui.tui.widgets.transcript import TranscriptLog
 
 GRID_LINES = 400
@@ -63,6 +63,8 @@ class GridPane(Vertical, can_focus=True):
             return
         title = Text()
         title.append(f"{index} {clean(lane.name)} ", style="bold")
+        title.append_text(agent_text(lane))
+        title.append(" ")
         title.append_text(state_text(lane))
         title.append("  ")
         title.append_text(figures_text(lane))

@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
@@ -56,6 +57,15 @@ def sparkline_points(history: list[float], direction: str) -> list[float]:
     return [-v for v in points] if direction == "minimize" else points
 
 
+AGENT_STYLES = {"claude": "dim", "codex": "cyan"}
+
+
+def agent_text(lane: LaneSnapshot, with_model: bool = False) -> Text:
+    """`codex` (or `codex gpt-5.5`): which agent CLI runs the lane."""
+    label = f"{lane.agent} {lane.model}" if with_model and lane.model else lane.agent
+    return Text(clean(label), style=AGENT_STYLES.get(lane.agent, ""))
+
+
 def state_text(lane: LaneSnapshot, width: int = 0) -> Text:
     """`● running` (or `⧗ waiting` while its run queues for a device), styled by state."""
     shown, icon, word = display_state(lane)
@@ -97,8 +107,10 @@ class LaneCard(Widget):
     LaneCard.-selected { background: $primary 25%; }
     LaneCard.-attention { border-left: thick $error; }
     LaneCard.-waiting { border-left: thick $accent; }
-    LaneCard Sparkline { height: 1; margin: 0 2; }
-    LaneCard Static { height: auto; }
+    LaneCard .card-bottom { height: 1; margin: 0 2; }
+    LaneCard .card-agent { width: auto; height: 1; margin-right: 1; }
+    LaneCard Sparkline { height: 1; width: 1fr; }
+    LaneCard .lane-text { height: auto; }
     """
 
     class Clicked(Message):
@@ -110,17 +122,28 @@ class LaneCard(Widget):
         super().__init__(**kwargs)
         self.lane_name = name
         self._last_text: str = ""
+        self._last_agent: str = ""
         self._last_points: list[float] = []
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="lane-text")
-        yield Sparkline([], summary_function=max)
+        # The agent shares the sparkline's row: a narrow lane list has no room on the lines above.
+        with Horizontal(classes="card-bottom"):
+            yield Static("", classes="card-agent")
+            yield Sparkline([], summary_function=max)
 
     def show(self, lane: LaneSnapshot, index: int, selected: bool) -> None:
+        if not self.query(".card-agent"):  # the bottom row mounts a moment after the card
+            self.call_after_refresh(self.show, lane, index, selected)
+            return
         text = lane_text(lane, index)
         if text.plain != self._last_text:
             self._last_text = text.plain
-            self.query_one(Static).update(text)
+            self.query_one(".lane-text", Static).update(text)
+        agent = agent_text(lane)
+        if agent.plain != self._last_agent:
+            self._last_agent = agent.plain
+            self.query_one(".card-agent", Static).update(agent)
         self.set_class(selected, "-selected")
         self.set_class(lane.state == NEEDS_ATTENTION, "-attention")
         self.set_class(lane.waiting_for_device, "-waiting")

@@ -9,7 +9,7 @@ from autoresearch_tui.engine.core.lane_state import NEEDS_ATTENTION
 from autoresearch_tui.engine.core.render import clean
 from autoresearch_tui.engine.core.snapshot import LaneSnapshot
 from autoresearch_tui.tui.store import lease_line
-from autoresearch_tui.tui.widgets.lane_card import figures_text, fmt_next_injection, state_text
+from autoresearch_tui.tui.widgets.lane_card import agent_text, figures_text, fmt_next_injection, state_text
 
 
 class LaneSummary(Static):
@@ -23,6 +23,8 @@ class LaneSummary(Static):
             return
         text = Text()
         text.append(f"lane {clean(lane.name)}  ", style="bold")
+        text.append_text(agent_text(lane, with_model=True))
+        text.append("  ")
         text.append_text(state_text(lane))
         if lease_line(lane):
             text.append(f" ({lease_line(lane)})", style=state_text(lane).style)
