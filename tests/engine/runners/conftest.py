@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,9 @@ from tests.engine.runners.raycluster import LocalRayCluster, ray_available
 @pytest.fixture(scope="session")
 def ray_cluster_session() -> Iterator[LocalRayCluster]:
     reason = ray_available()
+    if reason and os.environ.get("AUTORESEARCH_REQUIRE_RAY"):  # CI installed it: absent is a failure
+        pytest.fail(f"AUTORESEARCH_REQUIRE_RAY is set but there is no Ray test cluster: {reason} "
+                    "(install the `ray` extra: pip install '.[dev,ray]')")
     if reason:
         pytest.skip(f"no Ray test cluster: {reason}")
     cluster = LocalRayCluster().start()
