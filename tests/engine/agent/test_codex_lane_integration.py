@@ -446,7 +446,9 @@ async def test_the_demos_codex_lane_does_the_demo_agents_work_through_codex(tmp_
              "step = 0.004 if 'jax.jit(train_step)' in source else 0.009 if 'jax.debug' not in source else 0.010\n"
              "open(os.environ['AUTORESEARCH_METRICS'], 'a').write(json.dumps({'v': 1, 'kind': 'summary', "
              "'step_time_median_s': step, 'n': 30}) + '\\n')\n")
-    config = make_workspace(tmp_path, lanes=("b",), agents={"b": "codex"},
+    # confirm_runs = 0: the plan's three keeps as the demo agent makes them (confirmations are
+    # tested on their own, tests/engine/runs/test_evidence.py).
+    config = make_workspace(tmp_path, lanes=("b",), agents={"b": "codex"}, experiment="confirm_runs = 0",
                             repo_files={"bench.py": bench, "model.py": model_py},
                             extra='[agent]\nscripted_demo = true\n[agent.codex]\nmodel = "gpt-5.5"\n')
     engine = make_engine(config, tmp_path)
