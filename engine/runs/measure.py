@@ -40,13 +40,11 @@ from autoresearch_tui.engine.devices.libtpu_lock import remove_stale_lock
 from autoresearch_tui.engine.devices.slots import affinity_prefix, cpu_affinity, slot_env
 from autoresearch_tui.engine.runs.benchmark import BenchmarkResult, run_benchmark
 from autoresearch_tui.engine.runs.run_info import (
-    WRONG_DEVICE, read_run_info, run_info_path, update_run_info,
+    UNFINISHED, WRONG_DEVICE, read_run_info, run_info_path, update_run_info,
 )
 
 KILLED = ("timeout", "hung", "cancelled")
 PLATFORM_ALIASES = {"cuda": "gpu", "rocm": "gpu"}
-UNFINISHED = ("waiting", "running")
-"""run.json statuses of a run that has not ended (the engine died if nobody is running it)."""
 Emit = Callable[..., Any]
 """emit(type, **fields): how a run reports (Lane.emit, or the `bench` command's printer)."""
 

@@ -12,6 +12,8 @@ from autoresearch_tui.engine.core.files import atomic_write_json, read_json
 RUN_INFO = "run.json"
 WRONG_DEVICE = "wrong_device"
 """The status of a run that reported another platform than the lane's (a fallback)."""
+UNFINISHED = ("waiting", "running")
+"""run.json statuses of a run still going; any other status is how it ended."""
 
 
 def run_info_path(run_dir: Path | str) -> Path:
@@ -29,3 +31,10 @@ def update_run_info(run_dir: Path | str, **fields: Any) -> dict[str, Any]:
     info.update(fields)
     atomic_write_json(run_info_path(run_dir), info)
     return info
+
+
+def is_final(info: dict[str, Any]) -> bool:
+    """Whether run.json (as `read_run_info` returns it) says the run has ended: it has a
+    status, and not one of UNFINISHED. An empty dict (no run.json) is not final."""
+    status = info.get("status")
+    return isinstance(status, str) and bool(status) and status not in UNFINISHED
