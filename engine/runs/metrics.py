@@ -335,6 +335,8 @@ class _Run:
     dirty: bool = False
     cache_written_at: float = 0.0
     cut_off_size: int = -1
+    ended: bool = False
+    """Retired before (its cache says so): a restart retires it again without run.json."""
     ended_size: int | None = None
     """The metrics file's size when the run was first seen ended with an unterminated last
     line (a line its writer will never finish): unchanged at the next scan, it retires."""
@@ -472,8 +474,8 @@ class MetricsWatcher:
 
     def _has_ended(self, run: _Run) -> bool:
         """Whether a run needs no more following: it ended, and what it wrote is read."""
-        info = read_run_info(run.run_dir)
-        if not is_final(info):
+        info = {} if run.ended else read_run_info(run.run_dir)
+        if not (run.ended or is_final(info)):
             if info:
                 return False  # waiting or running
             # No run.json: a folder from before them, or one made by hand. Idle long enough, it is done.
@@ -493,6 +495,8 @@ class MetricsWatcher:
         return False
 
     def _retire(self, run: _Run) -> None:
+        if not run.ended:
+            run.ended = run.dirty = True
         self._write_cache(run, force=True)  # a restart reads its summary, not its history
         del self._runs[run.run_id]
         self._retired.add(run.run_id)
@@ -549,6 +553,7 @@ class MetricsWatcher:
             run.summary_ts = float(data.get("summary_ts") or 0.0)
             run.counts = {k: int(v) for k, v in (data.get("counts") or {}).items()}
             run.cut_off = bool(data.get("cut_off"))
+            run.ended = data.get("ended") is True
             run.cache_written_at = time.monotonic()
         except (OSError, ValueError, TypeError, KeyError, RecursionError, MetricsParseError):
             return False
@@ -678,7 +683,7 @@ class MetricsWatcher:
         data = {"version": CACHE_VERSION, "inode": run.follower.inode, "offset": run.follower.offset,
                 "lines": run.follower.line_number, "counts": run.counts, "summary": run.summary,
                 "summary_ts": run.summary_ts, "profile": run.profile, "cut_off": run.cut_off,
-                "last_step": run.last_step}
+                "last_step": run.last_step, "ended": run.ended}
         try:
             atomic_write_json(run.cache_path, data)
         except (OSError, TypeError, ValueError):

@@ -112,9 +112,13 @@ def test_a_scan_leaves_finished_runs_alone_and_the_lane_still_shows_the_latest(t
         watcher.scan_once()
     assert not [p for p in probe.opened + probe.statted if p.startswith(str(live))]
 
-    # `status` with no engine (a fresh watcher over the caches) shows the same.
+    # `status` with no engine, or a restart (a fresh watcher over the caches) shows the
+    # same, reading each run's cache and nothing else (its cache says it ended).
     offline = MetricsWatcher("a", runs, lambda e: None, summarize_profiles=False)
-    offline.scan_once(emit=False)
+    with probe:
+        offline.scan_once(emit=False)
+    assert {Path(p).name for p in probe.opened} == {CACHE_FILENAME} and len(probe.opened) == 201
+    assert offline.retired_runs == 201
     assert offline.snapshot()["latest_summary"] == watcher.snapshot()["latest_summary"]
     assert offline.snapshot()["loading"] is False
 
