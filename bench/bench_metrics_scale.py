@@ -2,6 +2,7 @@
 latency while one run writes a huge metrics file. Prints figures; asserts nothing.
 
     python bench/bench_metrics_scale.py [--lanes 8] [--runs 500] [--mb 1] [--live-mb 1024]
+    python bench/bench_metrics_scale.py --finished 10000 --finished-only
 
 - Start: the daemon is started on a workspace of LANES x RUNS runs, each with MB of step
   records and a summary (one block written once, the runs hard-linked to it: cheap to
@@ -12,6 +13,11 @@ latency while one run writes a huge metrics file. Prints figures; asserts nothin
   socket, timed on a sample of runs and scaled to all of them.
 - Ping: p50/p99/max of `ping` round trips while this process appends LIVE_MB of step
   records to one run's metrics.jsonl as fast as it can; anchor: the same with no writer.
+- Finished runs (in-process, first): one lane's watcher over FINISHED ended runs (run.json
+  final, caches in place, as after a week): the memory it holds (tracemalloc) per 1000
+  runs after its start-up scan, and the time of one later scan (what every change in
+  runs/ costs). Anchor, same run: the same watcher with `retire_finished=False`, the
+  previous behaviour (every run followed, and stat'ed on every scan, forever).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,7 +42,7 @@ from autoresearch_tui.engine.core.files import atomic_write_json  # noqa: E402
 from autoresearch_tui.engine.daemon.control import running_pid, spawn_daemon  # noqa: E402
 from autoresearch_tui.engine.demo.scripted_model import ScriptedModelServer, Turn, cli_env  # noqa: E402
 from autoresearch_tui.engine.protocol import socket_path  # noqa: E402
-from autoresearch_tui.engine.runs.metrics import parse_metrics_line  # noqa: E402
+from autoresearch_tui.engine.runs.metrics import MetricsWatcher, parse_metrics_line  # noqa: E402
 from autoresearch_tui.engine.workspace import Workspace  # noqa: E402
 from tests.support import make_workspace  # noqa: E402
 
@@ -63,6 +70,7 @@ def make_runs(workspace: Workspace, lanes: list[str], runs: int, megabytes: floa
             if path != first:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 os.link(first, path)
+            atomic_write_json(path.parent / "run.json", {"run_id": path.parent.name, "status": "discard"})
         atomic_write_json(workspace.lane_json(lane), {"name": lane, "state": "paused"})
     return first
 
@@ -74,6 +82,51 @@ def anchor_full_parse_s(path: Path, sample: int) -> float:
         for line in path.read_text().splitlines():
             parse_metrics_line(line)
     return (time.perf_counter() - started) / sample
+
+
+def finished_runs_figures(count: int) -> None:
+    root = Path(tempfile.mkdtemp(prefix="bench-finished-"))
+    try:
+        runs = root / "runs"
+        steps = "".join(json.dumps({"v": 1, "kind": "step", "step": i, "step_time_s": 0.007}) + "\n"
+                        for i in range(200))
+        first = root / "metrics.jsonl"
+        first.write_text(steps + json.dumps({"v": 1, "kind": "summary", "step_time_median_s": 0.1}) + "\n")
+        for i in range(1, count + 1):
+            run_dir = runs / f"{i:05d}"
+            run_dir.mkdir(parents=True)
+            os.link(first, run_dir / "metrics.jsonl")
+            atomic_write_json(run_dir / "run.json", {"run_id": run_dir.name, "status": "discard"})
+        MetricsWatcher("a", runs, lambda e: None, summarize_profiles=False).scan_once(emit=False)  # caches
+        figures = {}
+        for label, retire in (("every run followed (previous, anchor)", False), ("finished runs retired", True)):
+            tracemalloc.start()
+            before = tracemalloc.get_traced_memory()[0]
+            watcher = MetricsWatcher("a", runs, lambda e: None, summarize_profiles=False,
+                                     retire_finished=retire)
+            watcher.scan_once(emit=False)
+            held = tracemalloc.get_traced_memory()[0] - before
+            tracemalloc.stop()
+            del watcher
+            watcher = MetricsWatcher("a", runs, lambda e: None, summarize_profiles=False,
+                                     retire_finished=retire)
+            started = time.perf_counter()
+            watcher.scan_once(emit=False)
+            start_s = time.perf_counter() - started
+            scans = []
+            for _ in range(5):
+                started = time.perf_counter()
+                watcher.scan_once()
+                scans.append(time.perf_counter() - started)
+            figures[retire] = (held, statistics.median(scans))
+            print(f"{count} finished runs, {label}: {held / count * 1000 / 2**20:.2f} MiB held per 1000 runs, "
+                  f"start-up scan {start_s:.2f}s, a later scan {statistics.median(scans) * 1000:.1f} ms "
+                  f"(median of 5), {watcher.state.runs} summaries seen")
+        (old_held, old_scan), (new_held, new_scan) = figures[False], figures[True]
+        print(f"finished runs retired vs anchor: {old_held / max(new_held, 1):.0f}x less memory, "
+              f"a later scan {old_scan / max(new_scan, 1e-9):.0f}x faster")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 async def start_figures(config, env) -> dict:
@@ -128,7 +181,13 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--mb", type=float, default=1.0)
     parser.add_argument("--live-mb", type=int, default=1024)
+    parser.add_argument("--finished", type=int, default=2000,
+                        help="finished runs for the in-process figures; with --finished-only, only those")
+    parser.add_argument("--finished-only", action="store_true")
     args = parser.parse_args()
+    finished_runs_figures(args.finished)
+    if args.finished_only:
+        return
     root = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
     lanes = [f"l{i}" for i in range(args.lanes)]
     try:

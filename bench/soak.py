@@ -162,6 +162,11 @@ async def main() -> None:
         print(f"engine RSS {first[1]} -> {last[1]} MiB (max {max(r[1] for r in rows)}), "
               f"fds {first[2]} -> {last[2]} (max {max(r[2] for r in rows)}), "
               f"{last[5]} runs recorded in {last[0]} minutes")
+        settled = rows[min(1, len(rows) - 1)]  # from the second sample: start-up allocations done
+        if last[5] > settled[5]:
+            print(f"engine RSS growth per recorded run after the first sample: "
+                  f"{(last[1] - settled[1]) * 1024 / (last[5] - settled[5]):.1f} KiB "
+                  f"over {last[5] - settled[5]} runs (noisy over short soaks: allocator arenas)")
     finally:
         if out:
             out.close()

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOOL_OUTPUT_EVENT_LIMIT = 64 * 1024
+SEEN_MESSAGE_IDS = 256
+"""Assistant message ids remembered (at least) to count a turn once however many blocks it
+sends; was 4096 (about 450 KB per lane held for good)."""
 
 
 class SessionError(RuntimeError):
@@ -86,6 +89,7 @@ class ClaudeSession:
         self.lane = lane
         self._client: ClaudeSDKClient | None = None
         self._seen_message_ids: set[str] = set()
+        self._older_message_ids: set[str] = set()
         self._pidfile = lane.workspace.state_dir / "procs" / f"agent-{lane.name}.pid"
         self.pid: int | None = None
         """The CLI's pid (the watchdog checks it is alive); None until the session is open."""
@@ -240,10 +244,13 @@ class ClaudeSession:
         lane = self.lane
         synthetic = bool(message.error) or message.model == "<synthetic>"  # the CLI's error notice
         message_id = message.message_id or id(message)
-        if not synthetic and message_id not in self._seen_message_ids:
+        if not synthetic and message_id not in self._seen_message_ids \
+                and message_id not in self._older_message_ids:
             self._seen_message_ids.add(message_id)
-            if len(self._seen_message_ids) > 4096:
-                self._seen_message_ids = {message_id}
+            if len(self._seen_message_ids) > SEEN_MESSAGE_IDS:
+                # Two generations: the last SEEN_MESSAGE_IDS ids at least are remembered (a
+                # message's blocks arrive together), and a week-long session holds no more.
+                self._older_message_ids, self._seen_message_ids = self._seen_message_ids, set()
             lane.note_assistant_turn()
         if message.error == AUTH_FAILED or (synthetic and any(
                 phrase in block.text for block in message.content if isinstance(block, TextBlock)

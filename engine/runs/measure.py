@@ -54,13 +54,11 @@ from autoresearch_tui.engine.runners.remote import placement_text, run_remote
 from autoresearch_tui.engine.runs.benchmark import BenchmarkResult, run_benchmark
 from autoresearch_tui.engine.runs.metrics import metric_value, missing_metric
 from autoresearch_tui.engine.runs.run_info import (
-    REFUSED, WRONG_DEVICE, read_run_info, run_info_path, update_run_info,
+    REFUSED, UNFINISHED, WRONG_DEVICE, read_run_info, run_info_path, update_run_info,
 )
 
 KILLED = ("timeout", "hung", "cancelled")
 PLATFORM_ALIASES = {"cuda": "gpu", "rocm": "gpu"}
-UNFINISHED = ("waiting", "running")
-"""run.json statuses of a run that has not ended (the engine died if nobody is running it)."""
 Emit = Callable[..., Any]
 """emit(type, **fields): how a run reports (Lane.emit, or the `bench` command's printer)."""
 Refuse = Callable[[str | None, list[str]], str | None]

@@ -12,9 +12,9 @@ A workload appends one JSON object per line (docs/architecture.md, "Metrics from
 - `MetricsFollower` reads only complete lines of one growing file, in bounded chunks.
 - `LaneMetrics` keeps what a lane's runs report live (latest summary, step time, profile);
   baseline, best and change are the ledger's (engine/core/ledger.Frontier), never this.
-- `MetricsWatcher` follows every run folder of one lane (watchfiles, or `scan_once()`),
+- `MetricsWatcher` follows the run folders of one lane (watchfiles, or `scan_once()`),
   emits `metric` and `warning` events (and `profile_summary` events from `run()`), and
-  never raises.
+  never raises. A run that has ended and is read to its end is retired to its name.
 
 Nothing here knows about the engine beyond `make_event`: the watcher takes a lane name,
 a runs folder and an emit callback.
@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 from autoresearch_tui.engine.core.events import Event, make_event
 from autoresearch_tui.engine.core.files import atomic_write_json
+from autoresearch_tui.engine.runs.run_info import is_final, read_run_info
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,9 @@ CACHE_FILENAME = "metrics.cache.json"
 restarted engine reads summaries, not histories."""
 CACHE_VERSION = 1
 CACHE_WRITE_INTERVAL_S = 2.0
+RETIRE_UNTRACKED_AFTER_S = 3600.0
+"""A run folder without run.json (from before the engine wrote them, or made by hand) is
+taken as ended once its metrics file has not changed for this long."""
 
 
 class MetricsFollower:
@@ -351,6 +355,11 @@ class _Run:
     dirty: bool = False
     cache_written_at: float = 0.0
     cut_off_size: int = -1
+    ended: bool = False
+    """Retired before (its cache says so): a restart retires it again without run.json."""
+    ended_size: int | None = None
+    """The metrics file's size when the run was first seen ended with an unterminated last
+    line (a line its writer will never finish): unchanged at the next scan, it retires."""
 
     @property
     def cache_path(self) -> Path:
@@ -377,6 +386,12 @@ class MetricsWatcher:
     scan becomes the one `metric` step event (the live step time). A run's metrics past
     `max_metrics_bytes` are not read (a warning says so; its final summary is still found).
 
+    A run that has ended (its run.json status is final, or, for a folder without run.json,
+    its metrics file unchanged for RETIRE_UNTRACKED_AFTER_S) and whose metrics file is read
+    to its end is retired: its cache is written, its aggregate is already folded into
+    `state`, and from then on only its name is kept; later scans neither open nor stat its
+    files. A week of runs costs a set of names, and a scan costs the runs still going.
+
     Events: `metric` (lane, run_id, the record's fields, `kind`, plus `step_time_ms` for
     steps and summaries and, for summaries, `metric` and its `value`) and `warning`
     (source "metrics", run_id, path, line, message).
@@ -393,6 +408,7 @@ class MetricsWatcher:
         poll_s: float = 2.0,
         max_metrics_bytes: int = DEFAULT_MAX_METRICS_BYTES,
         write_cache: bool = True,
+        retire_finished: bool = True,
     ):
         self.lane = lane
         self.runs_dir = Path(runs_dir)
@@ -402,9 +418,14 @@ class MetricsWatcher:
         self.poll_s = poll_s
         self.max_metrics_bytes = max_metrics_bytes
         self.write_cache = write_cache
+        self.retire_finished = retire_finished
+        """False only to measure the previous cost (the anchor of bench/bench_metrics_scale.py)."""
         self.loaded = False
         """False until the history on disk has been read (snapshots say "loading")."""
         self._runs: dict[str, _Run] = {}
+        """The runs still followed: new, still going, or not yet read to their end."""
+        self._retired: set[str] = set()
+        """Names of the runs that ended and were read to their end: nothing else is kept."""
         self._warnings: dict[str, int] = {}
         self._lock = threading.Lock()
         self.pending_profiles: list[tuple[str, Path]] = []
@@ -427,9 +448,7 @@ class MetricsWatcher:
     def _scan(self, live: bool) -> list[Event]:
         events: list[Event] = []
         try:
-            run_dirs = sorted(
-                (p for p in self.runs_dir.iterdir() if p.is_dir()), key=lambda p: _natural_key(p.name)
-            ) if self.runs_dir.is_dir() else []
+            run_dirs = self._run_dirs_to_follow()
         except OSError as exc:
             events += self._warning("", self.runs_dir, None, f"cannot list runs: {exc}")
             run_dirs = []
@@ -442,6 +461,8 @@ class MetricsWatcher:
                     if not live:
                         self._load_history(run)
                 events += self._follow(run, live)
+                if self.retire_finished and self._has_ended(run):
+                    self._retire(run)
             except OSError as exc:
                 events += self._warning(run.run_id if run else run_dir.name, run_dir / METRICS_FILENAME,
                                         None, f"cannot read: {exc}")
@@ -452,6 +473,63 @@ class MetricsWatcher:
         if not live:
             self.loaded = True
         return events
+
+    def _run_dirs_to_follow(self) -> list[Path]:
+        """The run folders not yet retired, in run order. One directory listing (no stat per
+        entry: the listing says which entries are folders); retired names are skipped, and
+        a removed folder is forgotten (a new folder of that name is a new run)."""
+        if not self.runs_dir.is_dir():
+            entries = []
+        else:
+            with os.scandir(self.runs_dir) as listing:
+                entries = list(listing)
+        names = {entry.name for entry in entries}
+        if not self._retired <= names:
+            self._retired &= names
+        for gone in [name for name in self._runs if name not in names]:
+            del self._runs[gone]
+        return sorted((Path(entry.path) for entry in entries
+                       if entry.name not in self._retired and entry.is_dir()),
+                      key=lambda p: _natural_key(p.name))
+
+    def _has_ended(self, run: _Run) -> bool:
+        """Whether a run needs no more following: it ended, and what it wrote is read."""
+        info = {} if run.ended else read_run_info(run.run_dir)
+        if not (run.ended or is_final(info)):
+            if info:
+                return False  # waiting or running
+            # No run.json: a folder from before them, or one made by hand. Idle long enough, it is done.
+            path = run.follower.path if run.follower.path.exists() else run.run_dir
+            if time.time() - _mtime(path) < RETIRE_UNTRACKED_AFTER_S:
+                return False
+        # Sized after run.json says it ended, so every byte the run wrote is in `size`.
+        size = run.follower.size()
+        read_to = run.cut_off_size if run.cut_off else run.follower.offset
+        if size < 0 or read_to >= size:
+            return True
+        # Not all read yet (the next scan reads it), or an unterminated last line, which an
+        # ended run never finishes: that retires when a scan finds the file unchanged.
+        if run.ended_size == size:
+            return True
+        run.ended_size = size
+        return False
+
+    def _retire(self, run: _Run) -> None:
+        if not run.ended:
+            run.ended = run.dirty = True
+        self._write_cache(run, force=True)  # a restart reads its summary, not its history
+        del self._runs[run.run_id]
+        self._retired.add(run.run_id)
+        self._warnings.pop(str(run.follower.path), None)
+
+    @property
+    def followed_runs(self) -> int:
+        """How many runs are still followed (the rest are retired names)."""
+        return len(self._runs)
+
+    @property
+    def retired_runs(self) -> int:
+        return len(self._retired)
 
     def _load_history(self, run: _Run) -> None:
         """A run seen for the first time at start-up: its cache, else its last summary."""
@@ -495,6 +573,7 @@ class MetricsWatcher:
             run.summary_ts = float(data.get("summary_ts") or 0.0)
             run.counts = {k: int(v) for k, v in (data.get("counts") or {}).items()}
             run.cut_off = bool(data.get("cut_off"))
+            run.ended = data.get("ended") is True
             run.cache_written_at = time.monotonic()
         except (OSError, ValueError, TypeError, KeyError, RecursionError, MetricsParseError):
             return False
@@ -624,7 +703,7 @@ class MetricsWatcher:
         data = {"version": CACHE_VERSION, "inode": run.follower.inode, "offset": run.follower.offset,
                 "lines": run.follower.line_number, "counts": run.counts, "summary": run.summary,
                 "summary_ts": run.summary_ts, "profile": run.profile, "cut_off": run.cut_off,
-                "last_step": run.last_step}
+                "last_step": run.last_step, "ended": run.ended}
         try:
             atomic_write_json(run.cache_path, data)
         except (OSError, TypeError, ValueError):

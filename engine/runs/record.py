@@ -33,10 +33,10 @@ from autoresearch_tui.engine.core.files import fsync_dir
 from autoresearch_tui.engine.core.git import git
 from autoresearch_tui.engine.core.secrets import redact
 from autoresearch_tui.engine.core.ledger import (
-    CLAIMED, CONFIRMATION, MEASURED, REPEAT, REQUIRED_COLUMNS, RUN_ID_MAX_DIGITS, RUN_ID_PATTERN,
-    NUMERIC_EXTRAS, STATUSES, TORN_MARK, Frontier, as_number, answer_for, check_row, columns,
-    compute_frontier, header_of, legacy_columns, parse_ledger, read_ledger, run_sort_key, sanitize,
-    format_number, write_columns,
+    BEST_HISTORY_POINTS, CLAIMED, CONFIRMATION, MEASURED, REPEAT, REQUIRED_COLUMNS, RUN_ID_MAX_DIGITS,
+    RUN_ID_PATTERN, NUMERIC_EXTRAS, STATUSES, TORN_MARK, Frontier, as_number, answer_for, check_row,
+    columns, compute_frontier, header_of, legacy_columns, parse_ledger, read_ledger, run_sort_key,
+    sanitize, format_number, write_columns,
 )
 from autoresearch_tui.engine.repo.forks import RUN_REF_PREFIX
 from autoresearch_tui.engine.runs.run_info import FINISHED_STATES, REFUSED, WRONG_DEVICE, read_run_info
@@ -416,7 +416,12 @@ def _ensure_run_ref(fork: Path, run_id: str, commit: str) -> None:
 
 class FrontierCache:
     """Each lane's frontier, recomputed only when its ledger file changed (size or mtime):
-    snapshots and stop decisions ask for it far more often than runs are recorded."""
+    snapshots and stop decisions ask for it far more often than runs are recorded.
+
+    The cached frontier keeps what they read (counts, baseline, best, noise, the last
+    BEST_HISTORY_POINTS of best_history), not a verdict per ledger row: held for the
+    engine's life, those grew with every run. Who needs `per_run` (record_run's answer,
+    lane_status, reports) computes the frontier itself."""
 
     def __init__(self, workspace: Workspace):
         self.workspace = workspace
@@ -432,6 +437,8 @@ class FrontierCache:
         if cached is not None and cached[0] == key:
             return cached[1], cached[2]
         frontier, warnings = lane_frontier(self.workspace, lane)
+        frontier.per_run = {}
+        frontier.best_history = frontier.best_history[-BEST_HISTORY_POINTS:]
         self._cache[lane] = (key, frontier, warnings)
         return frontier, warnings
 

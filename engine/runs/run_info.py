@@ -16,6 +16,8 @@ REFUSED = "refused"
 """The status of a run the engine would not start (a frozen file differs from target_branch)."""
 FINISHED_STATES = ("ok", "crash", "timeout", "hung", "cancelled", WRONG_DEVICE, REFUSED)
 """run.json statuses of a run that is over (waiting and running are not)."""
+UNFINISHED = ("waiting", "running")
+"""run.json statuses of a run still going; any other status is how it ended."""
 
 
 def run_info_path(run_dir: Path | str) -> Path:
@@ -33,3 +35,10 @@ def update_run_info(run_dir: Path | str, **fields: Any) -> dict[str, Any]:
     info.update(fields)
     atomic_write_json(run_info_path(run_dir), info)
     return info
+
+
+def is_final(info: dict[str, Any]) -> bool:
+    """Whether run.json (as `read_run_info` returns it) says the run has ended: it has a
+    status, and not one of UNFINISHED. An empty dict (no run.json) is not final."""
+    status = info.get("status")
+    return isinstance(status, str) and bool(status) and status not in UNFINISHED

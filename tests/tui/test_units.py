@@ -345,7 +345,7 @@ async def test_a_lane_waiting_for_the_device_is_shown_apart_from_a_running_one_a
         assert "● running   a" in text  # the running lane keeps its own look
         assert "device tpu busy 63% (2/2 slots, 1 queued)" in text  # the header
         await pilot.press("2")  # the selected lane's summary says it in full
-        await shows(pilot, "lane b  ⧗ waiting (waiting for device (2nd in queue))")
+        await shows(pilot, "lane b  codex gpt-5.5  ⧗ waiting (waiting for device (2nd in queue))")
         leased = {**waiting, "lease": {"state": "leased", "slot": 1, "text": "on slot 1 (chips 4,5,6,7)"}}
         app.store.ingest({"type": "lane_snapshot", "lane_snapshot": leased})
         text = await shows(pilot, "● running   b")

@@ -217,7 +217,7 @@ async def test_a_lane_stopped_while_queued_leaves_the_queue(tmp_path, model):
         queued = engine.leases.status()["queue"][0]["lane"]
         running = next(lane for lane in "ab" if lane != queued)
         shown = "\n".join(status_lines(engine.snapshot()))
-        assert re.search(rf"^{queued}\s+waiting for device \(1st in queue\)", shown, re.M), shown
+        assert re.search(rf"^{queued}\s+claude\s+waiting for device \(1st in queue\)", shown, re.M), shown
         assert f"leased by {running} (benchmark)" in shown
         await engine.stop_lane(queued)
         assert engine.leases.status()["queue"] == []
@@ -261,7 +261,5 @@ async def test_kill_9_mid_run_then_restart_leaves_no_stale_lease(tmp_path, model
     for lane in "ab":
         acquired = [e for e in read_events(workspace.events_path(lane))
                     if e["type"] == "lease_acquired" and e["ts"] > killed_at]
-        # The restarted engine took a slot for each lane at once: nothing was left held (a lease
-        # left by the killed engine would be held for good, or for the old 30 s run at least; the
-        # bound leaves room for a loaded machine's slow event loop at start-up).
-        assert acquired and acquired[0]["waited_s"] < 5, acquired
+        # The restarted engine took a slot for each lane at once: nothing was left held.
+        assert acquired and acquired[0]["waited_s"] < 0.5, acquired

@@ -443,3 +443,31 @@ def test_only_a_confirmed_candidate_becomes_the_best_and_its_value_is_the_confir
     rows.append(row("0008", "c", 1.0, source="claimed"))
     f = compute_frontier(rows, "minimize")
     assert f.best == 70.0 and f.claimed_runs == 1 and f.per_run["0008"]["unverified"] is True
+def test_the_engine_s_cached_frontier_stays_small_over_a_long_ledger(tmp_path):
+    """The engine holds each lane's frontier for its whole life: over a week's ledger it
+    must cost what snapshots show, not a verdict per row; and show the same as a fresh one."""
+    import tracemalloc
+
+    from autoresearch_tui.engine.runs.record import FrontierCache, lane_frontier
+
+    workspace = make_workspace(tmp_path)
+    rows = ["\t".join(columns("step_time_ms"))]
+    for n in range(1, 3001):
+        status = "keep" if n % 50 == 1 else "discard"
+        rows.append(f"{n:04d}\t2026-11-26T06:00:00Z\t{n:040x}\t{100 - n / 100:.3f}\t{status}\t"
+                    f"experiment {n}\t0.4\t3.0\t0.5\t" + "\t" * (len(columns("step_time_ms")) - 10))
+    workspace.ledger_path("a").parent.mkdir(parents=True, exist_ok=True)
+    workspace.ledger_path("a").write_text("\n".join(rows) + "\n")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        cache = FrontierCache(workspace)
+        cached, warnings = cache.get("a")
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    fresh, _ = lane_frontier(workspace, "a")
+    assert warnings == [] and cached.runs == 3000
+    assert cached.to_dict(3) == fresh.to_dict(3)  # what snapshots and stop decisions read
+    assert cache.get("a")[0] is cached  # unchanged ledger: not recomputed
+    assert held < 150_000, f"{held / 3000:.0f} bytes held per ledger row"
