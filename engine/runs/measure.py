@@ -245,15 +245,7 @@ async def measure_run(
             pass_env=experiment.bench_pass_env,
         )
     except BaseException as exc:  # cancelled (the lane or the engine stopping), or the runner failed
-        cancelled = isinstance(exc, asyncio.CancelledError)
-        status = "cancelled" if cancelled else "crash"
-        reason = ("cut short: the lane or the engine stopped during the run" if cancelled
-                  else f"the engine could not run it: {type(exc).__name__}: {exc}")
-        seconds = time.monotonic() - started
-        _note_in_log(run_dir, f"{status}: {reason}")
-        note(run_dir, status=status, reason=reason, seconds=round(seconds, 3))
-        finished(BenchmarkResult(run_id=run_id, run_dir=str(run_dir), status=status, exit_code=None,
-                                 seconds=seconds), reason)
+        _close_cut_short(exc, run_id, run_dir, time.monotonic() - started, note=note, finished=finished)
         raise
     finally:
         held = leases.release(lease)
@@ -295,15 +287,7 @@ async def _measure_remote(
             on_started=lambda placement: note(
                 run_dir, status="running", started_at=time.time(), placement={"runner": "ray", **placement}))
     except BaseException as exc:  # cancelled (the runner stopped the remote run first), or the runner failed
-        cancelled = isinstance(exc, asyncio.CancelledError)
-        status = "cancelled" if cancelled else "crash"
-        reason = ("cut short: the lane or the engine stopped during the run" if cancelled
-                  else f"the engine could not run it: {type(exc).__name__}: {exc}")
-        seconds = time.monotonic() - started
-        _note_in_log(run_dir, f"{status}: {reason}")
-        note(run_dir, status=status, reason=reason, seconds=round(seconds, 3))
-        finished(BenchmarkResult(run_id=run_id, run_dir=str(run_dir), status=status, exit_code=None,
-                                 seconds=seconds), reason)
+        _close_cut_short(exc, run_id, run_dir, time.monotonic() - started, note=note, finished=finished)
         raise
     code = remote.code
     measured = MeasuredRun(remote.result, None, remote.queued_s, placement=remote.placement,
@@ -315,6 +299,20 @@ async def _measure_remote(
                           "code_bytes": code.size} if code else {})},
             event={"waited_s": round(remote.queued_s, 3), "node": (remote.placement or {}).get("node_name")})
     return measured
+
+
+def _close_cut_short(exc: BaseException, run_id: str, run_dir: Path, seconds: float, *,
+                     note: Callable[..., None], finished: Callable[..., None]) -> None:
+    """A run that did not come back: `cancelled` (the lane or the engine stopping) or `crash`
+    (the runner failed), in its log, run.json and `run_finished`."""
+    cancelled = isinstance(exc, asyncio.CancelledError)
+    status = "cancelled" if cancelled else "crash"
+    reason = ("cut short: the lane or the engine stopped during the run" if cancelled
+              else f"the engine could not run it: {type(exc).__name__}: {exc}")
+    _note_in_log(run_dir, f"{status}: {reason}")
+    note(run_dir, status=status, reason=reason, seconds=round(seconds, 3))
+    finished(BenchmarkResult(run_id=run_id, run_dir=str(run_dir), status=status, exit_code=None,
+                             seconds=seconds), reason)
 
 
 def _refused(run_id: str, run_dir: Path, refusal: str, commit: str | None, dirty: list[str], *,
