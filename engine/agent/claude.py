@@ -32,6 +32,7 @@ from claude_agent_sdk import (
 from autoresearch_tui.engine.agent.lane import NeedsUserError
 from autoresearch_tui.engine.agent.processes import AGENT_PIDFILE_VAR, guarded_cli_path
 from autoresearch_tui.engine.agent.tools import LaneTools, ToolAnswer, ToolSpec
+from autoresearch_tui.engine.core.recent import RecentIds
 from autoresearch_tui.engine.core.tools import GUARDED_WRITE_TOOLS, TOOL_SERVER_NAME, tool_id
 
 if TYPE_CHECKING:
@@ -88,8 +89,7 @@ class ClaudeSession:
     def __init__(self, lane: "Lane"):
         self.lane = lane
         self._client: ClaudeSDKClient | None = None
-        self._seen_message_ids: set[str] = set()
-        self._older_message_ids: set[str] = set()
+        self._seen_message_ids = RecentIds(SEEN_MESSAGE_IDS)  # a message's blocks arrive together
         self._pidfile = lane.workspace.state_dir / "procs" / f"agent-{lane.name}.pid"
         self.pid: int | None = None
         """The CLI's pid (the watchdog checks it is alive); None until the session is open."""
@@ -244,13 +244,7 @@ class ClaudeSession:
         lane = self.lane
         synthetic = bool(message.error) or message.model == "<synthetic>"  # the CLI's error notice
         message_id = message.message_id or id(message)
-        if not synthetic and message_id not in self._seen_message_ids \
-                and message_id not in self._older_message_ids:
-            self._seen_message_ids.add(message_id)
-            if len(self._seen_message_ids) > SEEN_MESSAGE_IDS:
-                # Two generations: the last SEEN_MESSAGE_IDS ids at least are remembered (a
-                # message's blocks arrive together), and a week-long session holds no more.
-                self._older_message_ids, self._seen_message_ids = self._seen_message_ids, set()
+        if not synthetic and self._seen_message_ids.add(message_id):
             lane.note_assistant_turn()
         if message.error == AUTH_FAILED or (synthetic and any(
                 phrase in block.text for block in message.content if isinstance(block, TextBlock)

@@ -34,6 +34,7 @@ from autoresearch_tui.engine.agent.codex_home import HomeSettings, LanePaths
 from autoresearch_tui.engine.agent.codex_tools import PROXY_PATH, ToolSocketServer, socket_path_for
 from autoresearch_tui.engine.agent.processes import pdeathsig_prefix
 from autoresearch_tui.engine.agent.tools import LaneTools
+from autoresearch_tui.engine.core.recent import RecentIds
 from autoresearch_tui.engine.core.tools import TOOL_SERVER_NAME, tool_id
 
 if TYPE_CHECKING:
@@ -45,6 +46,10 @@ TOOL_OUTPUT_EVENT_LIMIT = 64 * 1024
 CLIENT_NAME = "autoresearch-tui"
 USAGE_FIELDS = ("inputTokens", "cachedInputTokens", "outputTokens")
 TOOL_ITEMS = ("commandExecution", "mcpToolCall", "fileChange")
+REPORTED_CALLS = 4096
+"""Tool calls Codex reported as items, remembered (at least) until their output is read in
+the rollout file, so they are not shown twice. A call is forgotten once its output line has
+been read; the bound is for calls whose lines never appear, over a week-long thread."""
 SANDBOX_REFUSAL = "Read-only file system"
 PATCH_FILE = re.compile(r"^\*\*\* (?:Add|Update|Delete) File: (.+)$", re.MULTILINE)
 INVALID_REQUEST = -32600
@@ -86,7 +91,7 @@ class CodexSession:
         self._budget_task: asyncio.Task | None = None
         self._rollout: Path | None = None
         self._rollout_offset = 0
-        self._reported_calls: set[str] = set()
+        self._reported_calls = RecentIds(REPORTED_CALLS)
         self._thread_lost = False
 
     # ----------------------------------------------------------------- open / close
@@ -374,7 +379,11 @@ class CodexSession:
             except (ValueError, AttributeError):
                 continue
             kind, call_id = payload.get("type"), str(payload.get("call_id", ""))
-            if not call_id or call_id in self._reported_calls:
+            if not call_id:
+                continue
+            if call_id in self._reported_calls:
+                if kind in ("function_call_output", "custom_tool_call_output"):
+                    self._reported_calls.discard(call_id)  # both its lines are behind the offset now
                 continue
             if kind in ("function_call", "custom_tool_call") and not payload.get("namespace"):
                 calls[call_id] = (str(payload.get("name", "?")), payload.get("arguments", payload.get("input")))
