@@ -379,7 +379,8 @@ class MetricsWatcher:
       end of the file — histories are not re-read.
     - `await run(stop_event)`: loads that history in a worker thread (the engine answers its
       socket meanwhile), then scans in a worker thread on every change watchfiles reports
-      (and every `poll_s` regardless) and emits on the event loop; profile records are
+      in the runs folder or a followed run's folder (not recursive), and every `poll_s`
+      regardless and emits on the event loop; profile records are
       summarized in a thread and reported as `profile_summary` events.
 
     Files are read in bounded chunks; step records are counted, and the newest one of each
@@ -759,6 +760,14 @@ class MetricsWatcher:
             self.state.latest_profile = {"run_id": run_id, "path": str(path), "summary": summary}
         return make_event(self.lane, "profile_summary", run_id=run_id, path=str(path), summary=summary)
 
+    def watched_dirs(self) -> list[Path]:
+        """What inotify watches: the runs folder (a new run) and the folders of the runs still
+        followed (their files), not each folder a lane ever made. Watched recursively, a week
+        of runs was a week of inotify watches (kernel memory, `max_user_watches`) and of the
+        watcher's own per-folder memory, which grew the engine's RSS with every run."""
+        followed = [run.run_dir for run in list(self._runs.values()) if not run.ended]
+        return [self.runs_dir, *sorted(path for path in followed if path.is_dir())]
+
     async def _scan_in_thread(self) -> None:
         for event in await asyncio.to_thread(self._scan, True):
             self._emit(event)
@@ -776,12 +785,17 @@ class MetricsWatcher:
             while not stop_event.is_set():
                 try:
                     self.runs_dir.mkdir(parents=True, exist_ok=True)
-                    async for _changes in awatch(
-                        self.runs_dir, stop_event=stop_event, debounce=200, step=50,
+                    watched = self.watched_dirs()
+                    changes = awatch(
+                        *watched, stop_event=stop_event, debounce=200, step=50,
                         rust_timeout=int(self.poll_s * 1000), yield_on_timeout=True,
-                        recursive=True, watch_filter=_not_a_cache,
-                    ):
-                        await self._scan_in_thread()
+                        recursive=False, watch_filter=_not_a_cache,
+                    )
+                    async with contextlib.aclosing(changes):
+                        async for _changes in changes:
+                            await self._scan_in_thread()
+                            if self.watched_dirs() != watched:
+                                break  # a run began or was retired: watch what is followed now
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # watch failed (folder removed, inotify limits): poll

@@ -5,6 +5,7 @@ Real files, real run.json, the real watcher; the probes count real calls, they m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -188,3 +189,63 @@ def test_a_run_still_going_or_unread_is_not_retired(tmp_path):
     watcher.scan_once()
     assert [(e["run_id"], e.get("kind")) for e in events] == [("0001", "summary")]
     assert watcher.state.latest_value == pytest.approx(40.0)
+
+
+def inotify_watches() -> int:
+    """The inotify watches this process holds (the kernel's own list, /proc/self/fdinfo)."""
+    total = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:inotify":
+                with open(f"/proc/self/fdinfo/{fd}") as info:
+                    total += sum(1 for row in info if row.startswith("inotify wd:"))
+        except OSError:
+            continue
+    return total
+
+
+async def test_a_week_of_runs_is_not_a_week_of_inotify_watches_and_a_live_run_is_still_heard(tmp_path):
+    """Each watch is kernel memory, counts against `max_user_watches`, and was memory in the
+    watcher too: the engine's RSS grew with every run folder a lane ever made."""
+    runs = tmp_path / "runs"
+    for number in range(1, 151):
+        finished_run(runs, number, 0.007)
+    events, heard = [], asyncio.Event()
+
+    def emit(event):
+        events.append(event)
+        if event.get("run_id") == "0151" and event.get("kind") == "summary":
+            heard.set()
+
+    before = inotify_watches()
+    watcher = MetricsWatcher("a", runs, emit, poll_s=60)  # no polling in this test: inotify alone
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    try:
+        while not watcher.loaded:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert inotify_watches() - before == 1  # the runs folder; not 151 folders
+        live = runs / "0151"
+        live.mkdir()
+        update_run_info(live, run_id="0151", status="running")
+        (live / "metrics.jsonl").write_text(STEPS)
+        deadline = time.monotonic() + 10
+        while watcher.followed_runs == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert inotify_watches() - before == 2  # and the run still going
+        with open(live / "metrics.jsonl", "a") as handle:
+            handle.write(summary_line(0.0065))
+        await asyncio.wait_for(heard.wait(), timeout=10)
+        update_run_info(live, run_id="0151", status="keep")
+        deadline = time.monotonic() + 10
+        while watcher.followed_runs and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert watcher.followed_runs == 0 and watcher.state.latest_value == pytest.approx(6.5)
+        await asyncio.sleep(0.5)
+        assert inotify_watches() - before == 1
+        assert not [e for e in events if e.get("type") == "warning"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
