@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from autoresearch_tui.engine.agent.claude import ClaudeSession
 from autoresearch_tui.engine.agent.lane import AgentSession, Lane
+from autoresearch_tui.engine.allocator import release_free_memory
 from autoresearch_tui.engine.config import (
     Config, ConfigError, LaneConfig, append_lane, parse_config, valid_lane_name,
 )
@@ -246,6 +247,7 @@ class Engine:
                         await lane.nudge(idle)
                 except Exception:  # the watchdog itself must never die
                     log.exception("watchdog: lane %s", name)
+            release_free_memory()  # RSS follows what the engine holds, not its high-water mark
 
     async def _watch_config(self) -> None:
         """Reload autoresearch.toml whenever it changes (editors replace it: watch its folder)."""
