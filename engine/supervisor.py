@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from autoresearch_tui.engine.agent.claude import ClaudeSession
 from autoresearch_tui.engine.agent.lane import AgentSession, Lane
-from autoresearch_tui.engine.allocator import release_free_memory
+from autoresearch_tui.engine.allocator import fix_mmap_threshold, release_free_memory
 from autoresearch_tui.engine.config import (
     Config, ConfigError, LaneConfig, append_lane, parse_config, valid_lane_name,
 )
@@ -188,6 +188,7 @@ class Engine:
         task.add_done_callback(self._background.discard)
 
     async def start(self) -> None:
+        fix_mmap_threshold()  # big transient buffers must not fragment a week-long heap
         # What a killed engine left running ends first, all lanes at once, before any
         # lane starts a benchmark that would compete with it for the chips.
         await asyncio.gather(*(lane.end_leftovers() for lane in self.lanes.values()))

@@ -34,3 +34,38 @@ def test_freed_heap_goes_back_to_the_system(tmp_path):
     assert float(held) > 150, f"the burst held only {held} MiB"
     assert released == "True"
     assert float(after) < float(held) / 3, f"RSS {held} -> {after} MiB"
+
+
+
+WHERE_A_BUFFER_GOES = """
+import ctypes, sys
+from autoresearch_tui.engine.allocator import fix_mmap_threshold
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                               "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == "fixed":
+    assert fix_mmap_threshold()
+del bytearray(4 << 20)[:]  # a 4 MiB buffer freed: by default glibc raises its threshold to 4 MiB
+before = libc.mallinfo2().hblkhd
+chunk = bytearray(1 << 20)  # the next 1 MiB pipe read or metrics chunk
+print("mmapped" if libc.mallinfo2().hblkhd - before >= 1 << 20 else "heap")
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+                    reason="mallopt is glibc's")
+def test_big_transient_buffers_stay_out_of_the_heap_after_a_bigger_one_was_freed(tmp_path):
+    """In the heap, a freed buffer's space is pinned by any small block allocated after it
+    (the soak's RSS grew while malloc's in-use bytes stayed flat); mmapped, it goes back."""
+    def where(mode: str) -> str:
+        out = subprocess.run([sys.executable, "-c", WHERE_A_BUFFER_GOES, mode], capture_output=True,
+                             text=True, timeout=120, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert where("default") == "heap"  # glibc's own behaviour: the anchor
+    assert where("fixed") == "mmapped"
