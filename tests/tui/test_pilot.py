@@ -153,6 +153,70 @@ async def test_runs_tab_enter_opens_diff_and_log(engine_ws):
         assert app.screen is main
 
 
+async def until_removed(screen, widget_type) -> None:
+    """Wait until `widget_type` has left `screen` as the screen closes. Once the screen has
+    stopped, look on every turn of the event loop: its workers are cancelled a few turns after
+    its last widget goes, and the reply must land in between."""
+    while screen.is_running:
+        await asyncio.sleep(0.001)
+    while screen.query(widget_type):
+        await asyncio.sleep(0)
+
+async def test_reply_that_lands_while_quitting_is_dropped(engine_ws):
+    """A ledger reply that lands after quitting began finds the runs table already removed (Textual
+    removes a screen's widgets before it cancels the screen's workers): it must be dropped, not
+    end the app with a NoMatches traceback. The reply is real; the test only holds it back until
+    the runs table has left the screen."""
+    app = make_app(engine_ws)
+    real_request = app.bridge.request
+    held: list[bool] = []  # one per ledger request: True once let go with the table gone
+
+    async def held_back(op, **args):
+        reply = await real_request(op, **args)
+        if op == "ledger":
+            held.append(False)
+            await until_removed(app.main_screen, RunsTable)
+            held[-1] = True
+        return reply
+
+    app.bridge.request = held_back
+    async with app.run_test(size=SIZE) as pilot:
+        main = await attached(pilot)
+        await pilot.press("t")  # the Runs tab asks for the ledger
+        await until(pilot, lambda: held, what="a ledger request in flight")
+        await pilot.press("t")  # off the Runs tab, so no newer request replaces the held one
+        assert main.query_one(RunsTable).row_count == 0
+    assert held[-1] is True, "the held reply was cancelled before the runs table left"
+
+
+async def test_logs_page_that_lands_after_escape_is_dropped(engine_ws):
+    """The same race on the logs view: Esc closes it while a page is out, and the page lands
+    after its Log has gone. The reply is real; the test holds it back until the Log has left."""
+    from textual.widgets import Log
+
+    app = make_app(engine_ws)
+    real_request = app.bridge.request
+    held: list[bool] = []
+
+    async def held_back(op, **args):
+        screen = app.screen
+        reply = await real_request(op, **args)
+        if op == "history" and isinstance(screen, LogsScreen):
+            held.append(False)
+            await until_removed(screen, Log)
+            held[-1] = True
+        return reply
+
+    app.bridge.request = held_back
+    async with app.run_test(size=SIZE) as pilot:
+        await attached(pilot)
+        await pilot.press("l")
+        await until(pilot, lambda: held, what="a page of logs in flight")
+        await pilot.press("escape")
+        await until(pilot, lambda: held[-1], what="the page let go after the view closed")
+        await pilot.pause(0.2)
+        assert app.screen is app.main_screen and app.is_running
+
 async def test_logs_view_pages_history(engine_ws):
     app = make_app(engine_ws)
     async with app.run_test(size=SIZE) as pilot:

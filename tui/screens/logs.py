@@ -87,6 +87,8 @@ class LogsScreen(Screen[None]):
         except EngineClientError as exc:
             self.notify(str(exc), title="logs", severity="error")
             return
+        if not self.is_running:  # closed while the page was out: its Log is being removed
+            return
         events = reply.get("events", [])
         lines = [line for event in events for line in log_lines(event)]
         if newest and events:

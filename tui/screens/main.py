@@ -134,9 +134,13 @@ class MainScreen(Screen[None]):
         try:
             selected = await self.bridge.attach(self.selected)
         except (EngineClientError, OSError) as exc:
+            if self.closing:
+                return
             header.connection = str(exc)
             self.notify(f"cannot reach the engine: {exc}. Press c to reconnect.",
                         title="engine", severity="error", timeout=10)
+            return
+        if self.closing:
             return
         header.connection = "connected"
         self.selected = selected
@@ -156,10 +160,19 @@ class MainScreen(Screen[None]):
         except EngineClientError:
             return
         self.store.set_snapshot(snapshot)
-        self.query_one(EngineHeader).show(self.store.snapshot)
+        if not self.closing:
+            self.query_one(EngineHeader).show(self.store.snapshot)
+
+    @property
+    def closing(self) -> bool:
+        """True once this screen's message loop has ended (the app quits, or the screen closed).
+        Textual removes a screen's widgets before it cancels the screen's workers, so a reply
+        that lands then has no widget to be shown in: workers check this after each await."""
+        return not self.is_running
 
     async def request(self, op: str, *, title: str, quiet: bool = False, **args: Any) -> dict | None:
-        """One engine request; every answer (or refusal) is shown."""
+        """One engine request; every answer (or refusal) is shown. None when refused, or when the
+        screen closed while the request was out."""
         if self.bridge is None:
             self.notify("not connected to an engine", title=title, severity="error")
             return None
@@ -167,6 +180,8 @@ class MainScreen(Screen[None]):
             reply = await self.bridge.request(op, **args)
         except EngineClientError as exc:
             self.notify(str(exc), title=f"{title}: refused", severity="error", timeout=8)
+            return None
+        if self.closing:
             return None
         if not quiet:
             self.notify(str(reply.get("message") or "done"), title=title)
@@ -270,7 +285,7 @@ class MainScreen(Screen[None]):
         except EngineClientError as exc:
             self.notify(str(exc), title="runs", severity="warning")
             return
-        if lane == self.selected:
+        if lane == self.selected and not self.closing:
             self.query_one(RunsTable).show_rows(lane, reply.get("rows", []), reply.get("frontier") or {})
 
     @on(TabbedContent.TabActivated)
@@ -372,7 +387,8 @@ class MainScreen(Screen[None]):
         op = "resume" if current and current.state in (PAUSED, PAUSING, NEEDS_ATTENTION, STOPPED) else "pause"
         await self.request(op, title=f"{op} lane {lane}", lane=lane)
         await self.refresh_snapshot()
-        self.update_cards()
+        if not self.closing:
+            self.update_cards()
 
     @work(group="actions")
     async def action_retrospective(self) -> None:
@@ -433,7 +449,8 @@ class MainScreen(Screen[None]):
         self.notify(f"stopping lane {lane}…", title=f"stop lane {lane}")
         await self.request("stop_lane", title=f"stop lane {lane}", lane=lane)
         await self.refresh_snapshot()
-        self.update_cards()
+        if not self.closing:
+            self.update_cards()
 
     @work(group="actions")
     async def action_add_lane(self) -> None:
@@ -448,7 +465,8 @@ class MainScreen(Screen[None]):
                                    focus=answer.get("focus", "").strip())
         if reply is not None:
             await self.refresh_snapshot()
-            self.update_cards()
+            if not self.closing:
+                self.update_cards()
 
     @work(group="actions")
     async def action_send_message(self) -> None:
