@@ -163,6 +163,12 @@ class MainScreen(Screen[None]):
         if not self.closing:
             self.query_one(EngineHeader).show(self.store.snapshot)
 
+    async def refresh_cards(self) -> None:
+        """After a lane action: the engine's new snapshot, then the lane cards."""
+        await self.refresh_snapshot()
+        if not self.closing:
+            self.update_cards()
+
     @property
     def closing(self) -> bool:
         """True once this screen's message loop has ended (the app quits, or the screen closed).
@@ -386,9 +392,7 @@ class MainScreen(Screen[None]):
         # A stopped lane is resumed with p as well (the stop dialog says so).
         op = "resume" if current and current.state in (PAUSED, PAUSING, NEEDS_ATTENTION, STOPPED) else "pause"
         await self.request(op, title=f"{op} lane {lane}", lane=lane)
-        await self.refresh_snapshot()
-        if not self.closing:
-            self.update_cards()
+        await self.refresh_cards()
 
     @work(group="actions")
     async def action_retrospective(self) -> None:
@@ -448,9 +452,7 @@ class MainScreen(Screen[None]):
             return
         self.notify(f"stopping lane {lane}…", title=f"stop lane {lane}")
         await self.request("stop_lane", title=f"stop lane {lane}", lane=lane)
-        await self.refresh_snapshot()
-        if not self.closing:
-            self.update_cards()
+        await self.refresh_cards()
 
     @work(group="actions")
     async def action_add_lane(self) -> None:
@@ -464,9 +466,7 @@ class MainScreen(Screen[None]):
         reply = await self.request("add_lane", title=f"add lane {name}", name=name,
                                    focus=answer.get("focus", "").strip())
         if reply is not None:
-            await self.refresh_snapshot()
-            if not self.closing:
-                self.update_cards()
+            await self.refresh_cards()
 
     @work(group="actions")
     async def action_send_message(self) -> None:
